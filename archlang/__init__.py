@@ -1,0 +1,1 @@
+"""archlang: a compiler for neural-network architectures and architecture search spaces."""
