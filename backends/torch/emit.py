@@ -1,0 +1,206 @@
+"""Graph -> standalone PyTorch source text.
+
+The emitted file imports only torch. It holds the helper classes the model uses (pasted from
+:mod:`archlang.backends.torch.layers`) and one ``nn.Module`` whose ``__init__`` creates the same
+modules at the same paths as :func:`archlang.backends.torch.build.build` (both render the same
+:class:`Call` descriptions) and whose ``forward`` is straight-line code, one line per layer.
+
+Values that flow straight into the next layer and nowhere else reuse the name ``x``, so a plain
+chain reads ``x = self.conv1(x)``; a value read later, or by several layers, keeps its own
+name ``x<index>``. The text depends only on the graph, so it is byte-identical run to run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+from typing import Any
+
+from archlang.ir.graph import Graph, Layer
+from archlang.ir.ops import fmt
+
+from . import layers as helpers
+from .build import Call, Ref, Sym, describe, is_attribute_name
+
+_HELPER_NAMES = tuple(cls.__name__ for cls in helpers.HELPERS)
+# module-level names of the emitted file that a class or argument name must not shadow
+_TAKEN = frozenset({"torch", "nn", "F", "self", "x", *_HELPER_NAMES})
+
+
+def emit(graph: Graph) -> str:
+    calls = describe(graph)
+    ordered = [graph.layer(path) for path in calls]
+    names = _value_names(graph)
+    cls = class_name(graph.name)
+    model = "\n".join([
+        f"class {cls}(nn.Module):",
+        f'    """{_summary(graph, names)}"""',
+        "",
+        "    def __init__(self) -> None:",
+        "        super().__init__()",
+        *(f"        {line}" for line in _init_lines(ordered, calls)),
+        "",
+        f"    def forward({_signature(graph, names)}) -> torch.Tensor:",
+        *(f"        {line}" for line in _forward_lines(graph, names)),
+        f"        return {names[graph.output]}",
+    ])
+    sources = [inspect.getsource(c) for c in _helpers_used(calls.values())]
+    body = "\n\n".join(s.rstrip("\n") + "\n" for s in [*sources, model])
+    return _header(graph, body) + "\n\n\n" + body
+
+
+def class_name(name: str) -> str:
+    """A CamelCase identifier for a graph name: ``digits_net`` -> ``DigitsNet``."""
+    parts = re.split(r"[^0-9A-Za-z]+", name)
+    out = "".join(p[0].upper() + p[1:] for p in parts if p) or "Model"
+    if out[0].isdigit():
+        out = "Model" + out
+    return out + "Model" if out in _TAKEN else out
+
+
+# ---------------------------------------------------------------- naming values
+
+
+def _value_names(graph: Graph) -> dict[int, str]:
+    """The variable that holds each layer's value in forward."""
+    consumers: dict[int, set[int]] = {layer.index: set() for layer in graph.layers}
+    for layer in graph.layers:
+        for i in layer.inputs:
+            consumers[i].add(layer.index)
+
+    def chained(layer: Layer) -> bool:
+        # read only by the very next layer (or the output, read by nobody): it can live in `x`
+        readers = consumers[layer.index]
+        return readers == {layer.index + 1} or (not readers and layer.index == graph.output)
+
+    names = {layer.index: ("x" if chained(layer) else f"x{layer.index}")
+             for layer in graph.layers if layer.op != "input"}
+    inputs = graph.input_layers()
+    for layer in inputs:
+        names[layer.index] = _input_name(layer, len(inputs) == 1 and chained(layer))
+    seen: set[str] = set()
+    for layer in inputs:  # two inputs may sanitise to one name
+        if names[layer.index] in seen:
+            names[layer.index] = f"x{layer.index}"
+        seen.add(names[layer.index])
+    return names
+
+
+def _input_name(layer: Layer, chained: bool) -> str:
+    if chained:
+        return "x"
+    name = layer.path.replace(".", "_")
+    usable = (is_attribute_name(name) and name not in _TAKEN
+              and not re.fullmatch(r"x\d+", name))
+    return name if usable else f"x{layer.index}"
+
+
+def _signature(graph: Graph, names: dict[int, str]) -> str:
+    return ", ".join(["self", *(f"{names[i]}: torch.Tensor" for i in graph.inputs)])
+
+
+def _summary(graph: Graph, names: dict[int, str]) -> str:
+    ins = ", ".join(
+        f"{names[layer.index]} {fmt(layer.shape)}"
+        + (" (token ids)" if layer.attrs.get("dtype") == "int" else "")
+        for layer in graph.input_layers())
+    return f"{graph.name}: {ins} -> {fmt(graph.output_shape)}, batch first."
+
+
+# ---------------------------------------------------------------- the two methods
+
+
+def _init_lines(ordered: list[Layer], calls: dict[str, Call]) -> list[str]:
+    lines: list[str] = []
+    made: set[str] = set()
+    for layer in ordered:
+        parts = layer.path.split(".")
+        for depth in range(1, len(parts)):
+            container = ".".join(parts[:depth])
+            if container not in made:
+                made.add(container)
+                lines.append(_assign(container, "nn.ModuleDict()"))
+        lines.append(_assign(layer.path, _render(calls[layer.path])))
+    return lines
+
+
+def _forward_lines(graph: Graph, names: dict[int, str]) -> list[str]:
+    lines = []
+    for layer in graph.layers:
+        if layer.op == "input":
+            continue
+        args = ", ".join(names[i] for i in layer.inputs)
+        lines.append(f"{names[layer.index]} = {_access(layer.path)}({args})  "
+                     f"# {fmt(layer.shape)}")
+    return lines
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _access(path: str) -> str:
+    """The expression for the module at `path`: ``self.layer1["0"].conv1``."""
+    first, *rest = path.split(".")
+    expr = f"self.{first}" if is_attribute_name(first) else f"getattr(self, {_str(first)})"
+    for part in rest:
+        expr += f".{part}" if is_attribute_name(part) else f"[{_str(part)}]"
+    return expr
+
+
+def _assign(path: str, value: str) -> str:
+    parent, _, name = path.rpartition(".")
+    if not parent:
+        if is_attribute_name(name):
+            return f"self.{name} = {value}"
+        return f"self.add_module({_str(name)}, {value})"
+    key = f".{name}" if is_attribute_name(name) else f"[{_str(name)}]"
+    return f"{_access(parent)}{key} = {value}"
+
+
+def _render(call: Call) -> str:
+    args = [_literal(v) for v in call.args] + [f"{k}={_literal(v)}" for k, v in call.kwargs]
+    return f"{call.target}({', '.join(args)})"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, Sym):
+        return value.name
+    if isinstance(value, Ref):
+        return _access(value.path)
+    if isinstance(value, str):
+        return _str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'float("{value}")'
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    raise TypeError(f"cannot write {value!r} as Python source")
+
+
+def _str(text: str) -> str:
+    # JSON's escapes are valid in Python strings, and its double quotes match common style
+    return json.dumps(text)
+
+
+def _helpers_used(calls: Any) -> list[type]:
+    used: set[str] = set()
+    for call in calls:
+        used.add(call.target)
+        used.update(v.name for v in (*call.args, *(v for _, v in call.kwargs))
+                    if isinstance(v, Sym))
+    return [cls for cls in helpers.HELPERS if cls.__name__ in used]
+
+
+def _header(graph: Graph, body: str) -> str:
+    imports = ["import torch"]
+    if re.search(r"\bF\.", body):
+        imports.append("import torch.nn.functional as F")
+    imports.append("from torch import nn")
+    doc = (f'"""{graph.name}: a standalone PyTorch model generated by archlang.\n\n'
+           "Regenerate it from the spec rather than editing it by hand.\n"
+           '"""')
+    return doc + "\n\n" + "\n".join(imports)
