@@ -5,8 +5,8 @@ no framework: torch (or jax) is loaded only when a model is built or emitted.
 """
 
 from archlang.api import (
-    Architecture,
     ArchError,
+    Architecture,
     Decision,
     Space,
     assignment_from_json,

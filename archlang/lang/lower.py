@@ -102,8 +102,10 @@ def check_value(owner: str, param: Param, value: Any, span: Span | None) -> Any:
     kind = _kind(value)
     ok = kind == param.type or (param.type == "float" and kind == "int")
     if not ok:
-        raise ArchError(f"{owner} expects {_article(param.type)} {param.name}, got {value!r}",
-                        span)
+        notes = ("`/` divides to a float; `//` keeps integers",) \
+            if param.type == "int" and kind == "float" and float(value).is_integer() else ()
+        raise ArchError(f"{owner} expects {_article(param.type)} {_PARAM_TEXT.get(param.name, param.name)}, "
+                        f"got {value!r}", span, notes)
     if param.type == "float":
         value = float(value)
     if param.minimum is not None and value < param.minimum:
@@ -113,6 +115,9 @@ def check_value(owner: str, param: Param, value: Any, span: Span | None) -> Any:
         raise ArchError(f"{owner} {param.name} must be one of "
                         f"{', '.join(repr(o) for o in param.options)}, got {value!r}", span)
     return value
+
+
+_PARAM_TEXT = {"out": "out-channels", "p": "probability"}
 
 
 def _article(type_: str) -> str:
@@ -152,7 +157,7 @@ class Lowerer:
             env[p.name] = value
         ctx = _Ctx(env, {}, _Scope(""), (), (arch.name,), top=True)
         root = self.body(arch.body, ctx)
-        if not any(isinstance(n, S.InputNode) for n in _walk(root)):
+        if not self.sink.errors and not any(isinstance(n, S.InputNode) for n in _walk(root)):
             self.sink.add(ArchError(f"arch '{arch.name}' has no input; declare one with "
                                     "`input x[C, H, W]`", arch.span))
         self.sink.raise_if_any()
@@ -356,8 +361,9 @@ class Lowerer:
               span: Span) -> dict[str, A.Arg]:
         names = [p.name for p in params]
         if len(positional) > len(names):
-            raise ArchError(f"{owner} takes at most {len(names)} argument"
-                            f"{'s' if len(names) != 1 else ''}, got {len(positional)}",
+            most = f"at most {len(names)} argument{'s' if len(names) != 1 else ''}" \
+                if names else "no arguments"
+            raise ArchError(f"{owner} takes {most}, got {len(positional)}",
                             positional[len(names)].span)
         bound = dict(zip(names, positional))
         for name, arg in keyword.items():
