@@ -110,7 +110,8 @@ def check_value(owner: str, param: Param, value: Any, span: Span | None) -> Any:
         value = float(value)
     if param.minimum is not None and value < param.minimum:
         what = "positive" if param.minimum == 1 and param.type == "int" else f">= {param.minimum}"
-        raise ArchError(f"{owner} {param.name} must be {what}, got {value}", span)
+        raise ArchError(f"{owner} {_PARAM_TEXT.get(param.name, param.name)} must be {what}, "
+                        f"got {value}", span)
     if param.options and value not in param.options:
         raise ArchError(f"{owner} {param.name} must be one of "
                         f"{', '.join(repr(o) for o in param.options)}, got {value!r}", span)
@@ -238,8 +239,8 @@ class Lowerer:
         if not text.replace("_", "a").isalnum() or not text:
             raise ArchError(f"label '{text}' must be letters, digits and '_'", label.span)
         if text in ctx.scope.taken:
-            raise ArchError(f"label '{text}' is used twice in '{ctx.scope.path or 'the arch'}'",
-                            label.span)
+            where = f"'{ctx.scope.path}'" if ctx.scope.path else "the arch body"
+            raise ArchError(f"label '{text}' is used twice in {where}", label.span)
         ctx.scope.taken.add(text)
         return text
 
@@ -426,22 +427,22 @@ class Lowerer:
             else:
                 value = self._expr(p.default, env)
             if isinstance(value, E.Const):
-                self._check_param_type(p, value.value, arg.span if arg else p.span)
+                self._check_param_type(p, value.value, arg.span if arg else p.span, block.name)
             env[p.name] = self._capture(value, captures, arg.span if arg else p.span)
         scope = _Scope(path) if segment else ctx.scope
         inner = _Ctx(env, {}, scope, ctx.cond, (*ctx.blocks, block.name))
         body = self.body(block.body, inner)
         return S.Seq((*captures, *body.items)) if captures else body
 
-    def _check_param_type(self, p: A.ParamDef, value: Any, span: Span) -> None:
+    def _check_param_type(self, p: A.ParamDef, value: Any, span: Span, owner: str = "arch") -> None:
         if p.type is None:
             return
         if p.type not in ("int", "float", "bool", "str"):
             raise ArchError(f"unknown type '{p.type}' (types are int, float, bool, str)", p.span)
         kind = _kind(value)
         if kind != p.type and not (p.type == "float" and kind == "int"):
-            raise ArchError(f"parameter '{p.name}' expects {_article(p.type)}, got {value!r}",
-                            span)
+            raise ArchError(f"{owner} parameter '{p.name}' expects {_article(p.type)}, "
+                            f"got {value!r}", span)
 
     def tensor_sel(self, ref, ctx: _Ctx, base: str | None = None) -> S.TensorSel:
         names = (ref.name,) if isinstance(ref, A.TensorName) else ref.names
