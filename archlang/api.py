@@ -31,6 +31,7 @@ from archlang.lang.parse import read_source
 from archlang.lang.resolve import load_program
 from archlang.passes.cost import Cost, cost
 from archlang.passes.elaborate import elaborate
+from archlang.passes.metrics import compute as compute_metrics
 
 DEFAULT_MAX_PARAMS = 10**10
 CHECK_PROBES = 16  # random points elaborated by `check`, beyond the default one
@@ -159,8 +160,9 @@ class Architecture:
     def hash(self) -> str:
         return D.assignment_hash(self.assignment)
 
-    def metrics(self) -> dict[str, int]:
-        return self.cost.as_dict()
+    def metrics(self) -> dict[str, Any]:
+        """Every registered metric (costs, zero-cost scores) under the spec's options."""
+        return compute_metrics(self.graph, options=dict(self.space.options))
 
     def violations(self, measured: Mapping[str, Any] | None = None) -> list[str]:
         """The spec's `require` constraints that this architecture breaks (as written)."""

@@ -260,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `archlang show x.arch | head`: the reader left, which is fine
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def test_a_spec_never_executes_python(tmp_path, run_cli):
     assert "unknown function 'eval'" in err
     path.write_text('arch a {\n  input x[3, 4, 4]\n  conv(__import__("os").system("touch pwned"), 3)\n}\n')
     err = _check(run_cli, path)
-    assert "syntax error: unexpected character '.'" in err
+    assert "syntax error: unexpected '.'" in err
     assert not (tmp_path / "pwned").exists() and not os.path.exists("pwned")
 
 

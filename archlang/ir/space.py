@@ -268,6 +268,7 @@ class Space:
     constraints: tuple[Constraint, ...]
     objectives: tuple[Objective, ...]
     params: tuple[tuple[str, Any], ...]  # the arch's parameters as bound
+    options: tuple[tuple[str, Any], ...] = ()  # `option` settings, for metrics and solvers
     span: Span | None = _span
 
     @property

@@ -121,6 +121,15 @@ class Let:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """`option entropy.alpha = (1, 1, 1, 1, 8)`: a setting read by metrics and solvers."""
+
+    name: str
+    value: Expr
+    span: Span = _span
+
+
+@dataclass(frozen=True, slots=True)
 class Input:
     name: str
     dtype: str
@@ -227,7 +236,7 @@ class Scope:
     span: Span = _span
 
 
-Stmt = Union[Let, Input, Require, Objective, OpCall, Source, Bind, Residual, Repeat, For, OneOf,
+Stmt = Union[Let, Option, Input, Require, Objective, OpCall, Source, Bind, Residual, Repeat, For, OneOf,
              Optional, Parallel, If, Scope]
 
 

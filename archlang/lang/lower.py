@@ -18,18 +18,9 @@ from archlang.ir import space as S
 from archlang.ir.ops import OPS, OpSpec, Param
 from archlang.lang import ast as A
 from archlang.lang.resolve import Program
+from archlang.passes.metrics import MEASURED, metric_names, option_defaults
 
 DECISION_FUNCTIONS = ("choice", "intrange", "uniform", "loguniform")
-METRICS = {
-    "params": "trainable parameters",
-    "macs": "multiply-accumulates of one forward pass (batch 1)",
-    "flops": "2 x macs",
-    "activations": "elements of every layer output (batch 1)",
-    "depth": "weighted layers (conv, linear, attention, ...) on the longest path",
-}
-# Metrics that only an evaluator produces; usable in objectives and search constraints.
-MEASURED = ("accuracy", "val_accuracy", "test_accuracy", "loss", "val_loss", "latency",
-            "train_time")
 PROJECTIONS = ("auto", "conv", "conv_bn", "linear", "none")
 MERGES = ("add", "concat", "multiply")
 MAX_REPEAT = 4096
@@ -134,6 +125,7 @@ class Lowerer:
         self.decision_names: set[str] = set()
         self.constraints: list[S.Constraint] = []
         self.objectives: list[S.Objective] = []
+        self.options: dict[str, Any] = {}
         self.bind_count = 0
 
     # ------------------------------------------------------------ entry
@@ -163,7 +155,8 @@ class Lowerer:
                                     "`input x[C, H, W]`", arch.span))
         self.sink.raise_if_any()
         return S.Space(arch.name, root, tuple(self.decisions), tuple(self.constraints),
-                       tuple(self.objectives), tuple(bound), arch.span)
+                       tuple(self.objectives), tuple(bound), tuple(self.options.items()),
+                       arch.span)
 
     # ------------------------------------------------------------ statements
     def body(self, stmts: tuple[A.Stmt, ...], ctx: _Ctx) -> S.Seq:
@@ -181,16 +174,20 @@ class Lowerer:
                 return self.let(stmt, ctx)
             case A.Input(name, dtype, dims, span):
                 return self.input(name, dtype, dims, span, ctx)
+            case A.Option(name, value, span):
+                self.option(name, value, span, ctx)
+                return []
             case A.Require(test, span):
                 self.require(test, span, ctx)
                 return []
             case A.Objective(sense, metric, span):
                 if not ctx.top:
                     raise ArchError(f"`{sense}` belongs in the arch body, not in a block", span)
-                if metric not in METRICS and metric not in MEASURED:
+                known = [*metric_names(), *MEASURED]
+                if metric not in known:
                     raise ArchError(f"unknown metric '{metric}'", span,
-                                    _suggest(metric, [*METRICS, *MEASURED]) or
-                                    (f"metrics are {', '.join([*METRICS, *MEASURED])}",))
+                                    _suggest(metric, known) or
+                                    (f"metrics are {', '.join(known)}",))
                 self.objectives.append(S.Objective(sense, metric, span))
                 return []
             case A.OpCall():
@@ -286,11 +283,25 @@ class Lowerer:
         ctx.tensors[name] = ident
         return [S.InputNode(name, ident, tuple(values), dtype, span), S.BindNode(ident, span)]
 
+    def option(self, name: str, value: A.Expr, span: Span, ctx: _Ctx) -> None:
+        known = option_defaults()
+        if not ctx.top:
+            raise ArchError("`option` belongs in the arch body, not in a block", span)
+        if name not in known:
+            raise ArchError(f"unknown option '{name}'", span, _suggest(name, known) or (
+                (f"options are {', '.join(sorted(known))}",) if known else ()))
+        lowered = self._expr(value, ctx.env)
+        if not isinstance(lowered, E.Const):
+            raise ArchError("an option's value must be a constant", value.span)
+        if name in self.options:
+            raise ArchError(f"option '{name}' is set twice", span)
+        self.options[name] = lowered.value
+
     def require(self, test: A.Expr, span: Span, ctx: _Ctx) -> None:
         env = dict(ctx.env)
         metrics = []
         for name in _names(test):
-            if name not in env and name in METRICS:
+            if name not in env and name in metric_names():
                 env[name] = E.Ref("$" + name)
                 metrics.append(name)
             elif name not in env and name in MEASURED:

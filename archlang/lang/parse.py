@@ -169,6 +169,9 @@ class _ToAst(Transformer):
     def let_stmt(self, meta, c):
         return A.Let(str(c[0]), c[1], self._s(meta))
 
+    def option_stmt(self, meta, c):
+        return A.Option(".".join(str(t) for t in c[:-1]), c[-1], self._s(meta))
+
     def input_stmt(self, meta, c):
         return A.Input(str(c[0]), str(c[1]) if c[1] else "float", tuple(x for x in c[2:] if x is not None),
                        self._s(meta))

@@ -48,6 +48,18 @@ def cost(graph: Graph) -> Cost:
     return Cost(params, macs, activations, depth[graph.output])
 
 
-def metrics(graph: Graph) -> dict[str, int]:
-    """The cost metrics by the names a spec's `require` uses."""
-    return cost(graph).as_dict()
+def _register() -> None:
+    from archlang.passes.metrics import register_metric
+
+    docs = {
+        "params": "trainable parameters",
+        "macs": "multiply-accumulates of one forward pass (batch 1)",
+        "flops": "2 x macs (torch.utils.flop_counter's convention)",
+        "activations": "elements of every layer output (batch 1)",
+        "depth": "weighted layers (conv, linear, attention, ...) on the longest path",
+    }
+    for name, doc in docs.items():
+        register_metric(name, doc, lambda graph, options, name=name: getattr(cost(graph), name))
+
+
+_register()

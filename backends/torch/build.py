@@ -193,7 +193,7 @@ def _add(layer: Layer, ctx: Context) -> Call:
 
 def _concat(layer: Layer, ctx: Context) -> Call:
     # concat_dim excludes the batch dimension; torch counts it
-    return Call("Concat", (concat_dim(ctx.in_shape(layer), layer.attrs["axis"]) + 1,))
+    return Call("Concat", (concat_dim(ctx.in_shape(layer), layer.attrs["axis"]) + 0,))
 
 
 def _patch_embed(layer: Layer, ctx: Context) -> Call:
