@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 user error (a compiler-style message on stderr), 2 usage err
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -95,6 +96,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     space = _load(args, args.file)
+    if args.ir:
+        from archlang.ir.printer import print_space
+
+        print(print_space(space), end="")
+        return 0
     if args.json:
         print(json.dumps({
             "name": space.name,
@@ -224,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="list a space's decisions, domains, conditions and size")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--ir", action="store_true", help="print the lowered Space IR")
     common(p)
     p.set_defaults(run=cmd_show)
 
@@ -246,7 +253,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="costs as JSON")
     common(p)
     p.set_defaults(run=cmd_compile)
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
     return parser
+
+
+# Subcommands contributed by other parts of archlang (`search`, `report`, `solve`). Each module
+# has `register(subparsers)`; it must import heavy libraries only when its command runs.
+EXTENSIONS = ("archlang.search.cli", "archlang.solvers.milp.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

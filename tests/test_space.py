@@ -80,7 +80,7 @@ def test_size_is_exact(name):
     # all distinct, and each one fixes and elaborates
     assert len({D.assignment_hash(p) for p in points}) == len(points)
     for p in points:
-        archlang.fix(space, p).graph
+        assert archlang.fix(space, p).graph.layers
 
 
 def test_samples_are_valid_points_and_cover_the_space():

@@ -137,6 +137,11 @@ def build(fn: str, args: tuple[Expr, ...], span: Span | None) -> Expr:
     """An Apply node, folded to a constant when every argument is one."""
     if fn == "if" and isinstance(args[0], Const):
         return args[1] if args[0].value else args[2]
+    if fn in ("and", "or") and any(isinstance(a, Const) for a in args):
+        # `true and x` is x, `false and x` is false; `or` alike (values stay bools in practice)
+        const, other = (args[0], args[1]) if isinstance(args[0], Const) else (args[1], args[0])
+        decided = not const.value if fn == "and" else bool(const.value)
+        return Const(const.value, span) if decided else other
     if all(isinstance(a, Const) for a in args):
         return Const(apply(fn, tuple(a.value for a in args), span), span)
     return Apply(fn, args, span)
@@ -195,7 +200,7 @@ def show(expr: Expr) -> str:
         case Const(value):
             return repr(value) if isinstance(value, str) else str(value)
         case Ref(name) | ShapeOf(name):
-            return name
+            return name.lstrip("$")  # cost metrics in constraints are `$params`, ...
         case Apply("neg", (a,)):
             return f"-{show(a)}"
         case Apply("not", (a,)):

@@ -45,7 +45,7 @@ class _Scope:
         while True:
             n = self.counts.get(base, 0) + 1
             self.counts[base] = n
-            name = f"{base}{n}"
+            name = f"{base}_{n}" if base[-1].isdigit() else f"{base}{n}"  # relu6_1, not relu61
             if name not in self.taken:
                 self.taken.add(name)
                 return name
