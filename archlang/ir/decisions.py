@@ -6,12 +6,14 @@ that are active under it: never a positional list, so logs survive edits to a sp
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
 import math
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from archlang.errors import ArchError
@@ -46,36 +48,80 @@ def _compile(expr: E.Expr) -> Callable[[Mapping[str, Any]], Any]:
                     getattr(expr, "span", None))
 
 
-_Plan = tuple[tuple[S.Decision, tuple[Callable, ...]], ...]
-_PLANS: dict[int, tuple[S.Space, _Plan]] = {}
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One decision, with closures specialised for the hot loops of sample and validate."""
+
+    decision: S.Decision
+    name: str
+    active: Callable[[Mapping[str, Any]], bool] | None  # None: always active
+    draw: Callable[[Callable[[], float]], Any]  # (rng.random) -> a value of the domain
+    contains: Callable[[Any], bool]
 
 
-def _plan(space: S.Space) -> _Plan:
+_PLANS: dict[int, tuple[S.Space, tuple[_Entry, ...]]] = {}
+
+
+def _active_check(decision: S.Decision) -> Callable[[Mapping[str, Any]], bool] | None:
+    checks = tuple(_compile(c) for c in decision.condition)
+    if not checks:
+        return None
+
+    def active(values: Mapping[str, Any]) -> bool:
+        try:
+            for check in checks:
+                if not check(values):
+                    return False
+            return True
+        except KeyError:  # reads a decision that is inactive: so is this one
+            return False
+
+    return active
+
+
+def _drawer(domain: S.Domain) -> Callable[[Callable[[], float]], Any]:
+    if isinstance(domain, S.Choice):
+        values, n = domain.values, len(domain.values)
+        return lambda rnd: values[int(rnd() * n)]
+    if isinstance(domain, S.IntRange):
+        lo, step, n = domain.lo, domain.step, domain.size
+        return lambda rnd: lo + step * int(rnd() * n)
+    if domain.log:
+        a, b = math.log(domain.lo), math.log(domain.hi)
+        return lambda rnd: math.exp(a + (b - a) * rnd())
+    lo, hi = domain.lo, domain.hi
+    return lambda rnd: lo + (hi - lo) * rnd()
+
+
+def _container(domain: S.Domain) -> Callable[[Any], bool]:
+    if isinstance(domain, S.Choice):
+        kinds = {type(v) for v in domain.values}
+        if len(kinds) == 1 and kinds <= {int, str, bool}:
+            kind, allowed = kinds.pop(), frozenset(domain.values)
+            return lambda v: type(v) is kind and v in allowed
+    return domain.contains
+
+
+def _plan(space: S.Space) -> tuple[_Entry, ...]:
     # Keyed by identity: hashing a frozen space would walk its whole tree on every call.
     hit = _PLANS.get(id(space))
     if hit is not None and hit[0] is space:
         return hit[1]
     if len(_PLANS) > 256:
         _PLANS.clear()
-    plan = tuple((d, tuple(_compile(c) for c in d.condition)) for d in space.decisions)
+    plan = tuple(_Entry(d, d.name, _active_check(d), _drawer(d.domain), _container(d.domain))
+                 for d in space.decisions)
     _PLANS[id(space)] = (space, plan)
     return plan
 
 
-def _holds(checks: tuple[Callable, ...], values: Mapping[str, Any]) -> bool:
-    try:
-        return all(check(values) for check in checks)
-    except KeyError:  # reads a decision that is inactive: so is this one
-        return False
-
-
 def is_active(space: S.Space, decision: S.Decision, values: Mapping[str, Any]) -> bool:
-    checks = next(c for d, c in _plan(space) if d is decision)
-    return _holds(checks, values)
+    entry = next(e for e in _plan(space) if e.decision is decision)
+    return entry.active is None or entry.active(values)
 
 
 def active_decisions(space: S.Space, values: Mapping[str, Any]) -> list[S.Decision]:
-    return [d for d, checks in _plan(space) if _holds(checks, values)]
+    return [e.decision for e in _plan(space) if e.active is None or e.active(values)]
 
 
 # ---------------------------------------------------------------- sampling and validation
@@ -84,19 +130,20 @@ def active_decisions(space: S.Space, values: Mapping[str, Any]) -> list[S.Decisi
 def sample(space: S.Space, rng: random.Random) -> Assignment:
     """One assignment drawn uniformly per active decision (decisions are in condition order)."""
     values: Assignment = {}
-    for decision, checks in _plan(space):
-        if not checks or _holds(checks, values):
-            values[decision.name] = decision.domain.sample(rng)
+    rnd = rng.random
+    for entry in _plan(space):
+        if entry.active is None or entry.active(values):
+            values[entry.name] = entry.draw(rnd)
     return values
 
 
 def default_assignment(space: S.Space) -> Assignment:
     """The first value of every active decision: a deterministic point of the space."""
     values: Assignment = {}
-    for decision, checks in _plan(space):
-        if not checks or _holds(checks, values):
-            d = decision.domain
-            values[decision.name] = d.lo if isinstance(d, S.FloatRange) else d.enumerate()[0]
+    for entry in _plan(space):
+        if entry.active is None or entry.active(values):
+            d = entry.decision.domain
+            values[entry.name] = d.lo if isinstance(d, S.FloatRange) else d.enumerate()[0]
     return values
 
 
@@ -105,13 +152,30 @@ def validate(space: S.Space, assignment: Mapping[str, Any]) -> Assignment:
 
     Returns the assignment in declaration order; raises one ArchError naming every problem.
     """
-    plan = _plan(space)
-    problems: list[str] = []
-    known = set()
     out: Assignment = {}
-    for decision, checks in plan:
-        known.add(decision.name)
-        if checks and not _holds(checks, out):
+    ok = True
+    for entry in _plan(space):
+        if entry.active is not None and not entry.active(out):
+            ok = ok and entry.name not in assignment
+            continue
+        value = assignment.get(entry.name, _MISSING)
+        if value is _MISSING or not entry.contains(value):
+            ok = False
+            continue
+        out[entry.name] = value
+    if ok and len(out) == len(assignment):
+        return out
+    raise ArchError(f"invalid assignment for '{space.name}': "
+                    + "; ".join(_problems(space, assignment)))
+
+
+def _problems(space: S.Space, assignment: Mapping[str, Any]) -> list[str]:
+    """Every problem of an invalid assignment, for the error message (the slow path)."""
+    problems: list[str] = []
+    out: Assignment = {}
+    for entry in _plan(space):
+        decision = entry.decision
+        if entry.active is not None and not entry.active(out):
             if decision.name in assignment:
                 problems.append(f"'{decision.name}' is not active under this assignment")
             continue
@@ -120,29 +184,26 @@ def validate(space: S.Space, assignment: Mapping[str, Any]) -> Assignment:
                             f"(domain {decision.domain.show()})")
             continue
         value = assignment[decision.name]
-        if not decision.domain.contains(value):
+        if not entry.contains(value):
             problems.append(f"'{decision.name}' = {value!r} is outside its domain "
                             f"{decision.domain.show()}")
             continue
         out[decision.name] = value
+    known = {e.name for e in _plan(space)}
     for name in assignment:
         if name not in known:
-            import difflib
-
             close = difflib.get_close_matches(name, list(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"unknown decision '{name}'{hint}")
-    if problems:
-        raise ArchError(f"invalid assignment for '{space.name}': " + "; ".join(problems))
-    return out
+    return problems
 
 
 def canonical(space: S.Space, assignment: Mapping[str, Any]) -> Assignment:
     """Drop the decisions that are inactive under the others (e.g. after a mutation)."""
     out: Assignment = {}
-    for decision, checks in _plan(space):
-        if decision.name in assignment and (not checks or _holds(checks, out)):
-            out[decision.name] = assignment[decision.name]
+    for entry in _plan(space):
+        if entry.name in assignment and (entry.active is None or entry.active(out)):
+            out[entry.name] = assignment[entry.name]
     return out
 
 

@@ -159,11 +159,15 @@ class _Run:
             raise ArchError(f"residual shapes differ ({fmt(x_shape)} in, {fmt(y_shape)} out) "
                             "and proj = \"none\"", node.span)
         if len(x_shape) == 3 and len(y_shape) == 3 and proj in ("auto", "conv", "conv_bn"):
-            if x_shape[1] % y_shape[1] or x_shape[2] % y_shape[2] or \
-                    x_shape[1] // y_shape[1] != x_shape[2] // y_shape[2]:
+            # the stride whose 1x1 conv maps the input's size onto the output's, in both dims
+            strides = [s for s in range(1, x_shape[1] + 1)
+                       if (x_shape[1] - 1) // s + 1 == y_shape[1]
+                       and (x_shape[2] - 1) // s + 1 == y_shape[2]]
+            if not strides:
                 raise ArchError(f"residual cannot project {fmt(x_shape)} onto {fmt(y_shape)}: "
-                                "the spatial sizes are not an integer stride apart", node.span)
-            stride = x_shape[1] // y_shape[1]
+                                "no strided 1x1 convolution maps one size onto the other",
+                                node.span)
+            stride = strides[0]
             conv = {"out": y_shape[0], "kernel": 1, "stride": stride, "padding": 0,
                     "dilation": 1, "groups": 1, "bias": proj == "conv"}
             index = self.add("conv", conv, (start,), f"{node.path}.0", node.span)
