@@ -1,0 +1,43 @@
+"""Every example: checked, exact costs against published reference figures, compiled to torch.
+
+Reference figures come from outside archlang: torchvision's model cards (parameters, GFLOPS —
+which are GMACs) and timm's vit_tiny_patch16_224 (parameters).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import archlang
+from tests.conftest import EXAMPLES
+
+REFERENCE = {
+    # name: (params, MACs in G to three decimals, or None where no figure is published)
+    "resnet18": (11_689_512, 1.814),
+    "resnet50": (25_557_032, 4.089),
+    "mobilenet_v2": (3_504_872, 0.301),
+    "vit_tiny": (5_717_416, None),
+}
+ALL = sorted(p.stem for p in EXAMPLES.glob("*.arch"))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_example_checks(name):
+    space = archlang.load(EXAMPLES / f"{name}.arch")
+    values = archlang.api.default_assignment(space)
+    assert archlang.fix(space, values).cost.params > 0
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_reference_parameters_and_macs(name):
+    params, gmacs = REFERENCE[name]
+    cost = archlang.fix(archlang.load(EXAMPLES / f"{name}.arch"), {}).cost
+    assert cost.params == params
+    if gmacs is not None:
+        assert round(cost.macs / 1e9, 3) == gmacs
+    assert cost.flops == 2 * cost.macs
+
+
+def test_depth_matches_the_names():
+    for name, depth in (("resnet18", 18), ("resnet50", 50)):
+        assert archlang.fix(archlang.load(EXAMPLES / f"{name}.arch"), {}).cost.depth == depth
