@@ -19,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from timing import machine  # noqa: E402
+
 import archlang  # noqa: E402
 from archlang.ir import decisions as D  # noqa: E402
-from timing import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +90,7 @@ def bench_sample_fix(seconds: float = 2.0) -> None:
     rng = random.Random(1)
     start, n = time.perf_counter(), 300
     for _ in range(n):
-        archlang.fix(space, D.sample(space, rng)).cost
+        assert archlang.fix(space, D.sample(space, rng)).cost.params
     print(f"(d') sample+fix+elaborate+cost: {n / (time.perf_counter() - start):,.0f} /s")
 
 

@@ -18,9 +18,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import archlang  # noqa: E402
 import reference_models  # noqa: E402
 from timing import machine, side_by_side  # noqa: E402
+
+import archlang  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,6 +7,7 @@ which are GMACs) and timm's vit_tiny_patch16_224 (parameters).
 from __future__ import annotations
 
 import pytest
+import torch
 
 import archlang
 from tests.conftest import EXAMPLES
@@ -41,3 +42,29 @@ def test_reference_parameters_and_macs(name):
 def test_depth_matches_the_names():
     for name, depth in (("resnet18", 18), ("resnet50", 50)):
         assert archlang.fix(archlang.load(EXAMPLES / f"{name}.arch"), {}).cost.depth == depth
+
+
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_flop_counter_agrees_exactly(name):
+    """archlang's flops equals torch.utils.flop_counter's count on the built module."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    arch = archlang.fix(archlang.load(EXAMPLES / f"{name}.arch"), {})
+    model = arch.build("torch").eval()
+    assert sum(p.numel() for p in model.parameters()) == arch.cost.params
+    x = torch.randn(1, *arch.graph.input_layers()[0].shape)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    assert counter.get_total_flops() == arch.cost.flops
+
+
+def test_state_dict_keys_are_readable_and_deterministic():
+    arch = archlang.fix(archlang.load(EXAMPLES / "resnet18.arch"), {})
+    keys = list(arch.build("torch").state_dict())
+    assert keys == list(arch.build("torch").state_dict())
+    # torchvision's own names, because the spec labels its layers that way
+    for key in ("conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight",
+                "layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias", "fc.weight"):
+        assert key in keys

@@ -7,7 +7,7 @@ error with a position, like any other.
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -70,6 +70,13 @@ def read_source(path: str | Path, display: str | None = None) -> Source:
 
 
 def parse(source: Source) -> A.Module:
+    """Parse a spec. Results are cached by (path, text): the AST is immutable, and the standard
+    library would otherwise be parsed again by every spec that imports it."""
+    return _parse_cached(source)
+
+
+@lru_cache(maxsize=64)
+def _parse_cached(source: Source) -> A.Module:
     if len(source.text.encode("utf-8")) > MAX_SPEC_BYTES:
         raise ArchError(f"spec is larger than {MAX_SPEC_BYTES // 2**20} MiB",
                         Span(source, 1, 1, 1, 2))
