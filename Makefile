@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[torch,dev,ui]'
+	$(PIP) install -q -e '.[all]'
 	touch $@
 
 install: $(VENV)/.installed
