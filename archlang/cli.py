@@ -151,8 +151,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    space = _load(args, args.file)
     values: dict[str, Any] = {}
+    if args.from_db:
+        from archlang.search.store import assignment_from_db
+
+        spec_path, stored = assignment_from_db(args.from_db, args.trial)
+        args.file = args.file or spec_path
+        values.update(stored)
+    space = _load(args, args.file)
     if args.assignment:
         try:
             values.update(api.assignment_from_json(Path(args.assignment).read_text("utf-8")))
@@ -244,7 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_sample)
 
     p = sub.add_parser("compile", help="fix a point and emit model source / print its cost")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", nargs="?",
+                   help="the spec (optional with --from-db: the searched spec is used)")
+    p.add_argument("--from-db", metavar="DB", help="take the point from a search's trial store")
+    picked = p.add_mutually_exclusive_group()
+    picked.add_argument("--best", action="store_true",
+                        help="with --from-db: the best trial (the default)")
+    picked.add_argument("--trial", type=int, metavar="ID", help="with --from-db: this trial")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a decision's value")
     p.add_argument("--assignment", metavar="FILE", help="a JSON file of decision values")
     p.add_argument("--backend", default="torch", help="torch (default) or flax")
@@ -270,9 +282,15 @@ EXTENSIONS = ("archlang.search.cli", "archlang.solvers.milp.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if getattr(args, "n", 1) < 0:
-        build_parser().error("-n must be non-negative")
+        parser.error("-n must be non-negative")
+    if args.command == "compile" and not args.from_db:
+        if args.file is None:
+            parser.error("compile needs a spec FILE (or --from-db DB)")
+        if args.best or args.trial is not None:
+            parser.error("--best and --trial pick a trial of --from-db DB")
     try:
         return args.run(args)
     except ArchError as exc:

@@ -488,3 +488,7 @@ def with_defaults(op: str, given: Attrs) -> Attrs:
     out = {p.name: p.default for p in spec.params if not p.required}
     out.update(given)
     return out
+
+
+# The graph ops (GCN, GAT, ...) live in their own module and register themselves into OPS.
+from archlang.ir import gnn_ops  # noqa: E402,F401

@@ -45,7 +45,7 @@ MEASURED = {
 }
 
 # Modules that register metrics when imported; all are pure Python over the fixed IR.
-_PROVIDERS = ("archlang.passes.cost",)
+_PROVIDERS = ("archlang.passes.cost", "archlang.passes.entropy")
 
 
 def register_metric(name: str, doc: str, compute: Callable[[Graph, Mapping[str, Any]], float]):

@@ -71,20 +71,20 @@ class Context:
     def in_shape(self, layer: Layer) -> Shape:
         return self.graph.layers[layer.inputs[0]].shape
 
-    def can_overwrite_input(self, layer: Layer) -> bool:
-        """Whether `layer` may write its result into its first input's tensor.
+    def can_overwrite(self, layer: Layer, operand: int = 0) -> bool:
+        """Whether `layer` may write its result into the tensor of one of its inputs.
 
         Only when this layer is that value's one reader, the value is not the caller's input,
         and its producer's backward does not need it (conv, linear and bn save their inputs, an
         add saves nothing): the cases where a hand-written ResNet uses ReLU(inplace=True) and
-        `out += identity`. Saving the extra tensor matters to the benchmark against those.
+        `out += identity`; not allocating those tensors keeps a built ResNet as fast as one.
         """
-        source = self.graph.layers[layer.inputs[0]]
+        source = self.graph.layers[layer.inputs[operand]]
         return (self.readers[source.index] == (layer.index,)
                 and source.op in _OVERWRITABLE and source.index != self.graph.output)
 
 
-# producers whose output tensor autograd does not keep (and that is not a view of another)
+# producers whose output autograd does not save for their backward, so it may be overwritten
 _OVERWRITABLE = frozenset({"conv", "dwconv", "linear", "bn", "add"})
 
 
@@ -150,7 +150,7 @@ def _stateless(target: str) -> Builder:
 
 
 def _relu(layer: Layer, ctx: Context) -> Call:
-    return Call("nn.ReLU", (), _kw(inplace=(ctx.can_overwrite_input(layer), False)))
+    return Call("nn.ReLU", (), _kw(inplace=(ctx.can_overwrite(layer), False)))
 
 
 def _gelu(layer: Layer, ctx: Context) -> Call:
@@ -188,12 +188,14 @@ def _se(layer: Layer, ctx: Context) -> Call:
 
 
 def _add(layer: Layer, ctx: Context) -> Call:
-    return Call("Add", (), _kw(inplace=(ctx.can_overwrite_input(layer), False)))
+    # accumulate into the first operand that may be overwritten (the sum commutes)
+    into = next((k for k in range(len(layer.inputs)) if ctx.can_overwrite(layer, k)), None)
+    return Call("Add", (), _kw(into=(into, None)))
 
 
 def _concat(layer: Layer, ctx: Context) -> Call:
     # concat_dim excludes the batch dimension; torch counts it
-    return Call("Concat", (concat_dim(ctx.in_shape(layer), layer.attrs["axis"]) + 0,))
+    return Call("Concat", (concat_dim(ctx.in_shape(layer), layer.attrs["axis"]) + 1,))
 
 
 def _patch_embed(layer: Layer, ctx: Context) -> Call:
@@ -315,6 +317,11 @@ def _describe(layer: Layer, ctx: Context) -> Call:
 # ---------------------------------------------------------------- where modules live
 
 
+# one layer of forward: (module, indices of its input values, index of its value, indices of
+# the values nobody reads after it)
+Step = tuple[nn.Module, tuple[int, ...], int, tuple[int, ...]]
+
+
 class GraphModule(nn.Module):
     """A graph run as a torch module: its layers' modules hang at their paths, and forward
     runs them in graph order from a plan made once, at build time.
@@ -329,7 +336,7 @@ class GraphModule(nn.Module):
         self._size = len(graph.layers)
         self._input_slots = graph.inputs
         self._output = graph.output
-        self._steps: list[tuple[nn.Module, tuple[int, ...], int, tuple[int, ...]]] = []
+        self._steps: list[Step] = []
 
     def relink(self) -> None:
         """Rebuild the plan from the modules now registered at the layers' paths."""
@@ -344,7 +351,10 @@ class GraphModule(nn.Module):
         for slot, x in zip(self._input_slots, inputs, strict=True):
             values[slot] = x
         for module, args, out, dead in self._steps:
-            values[out] = module(*[values[i] for i in args])
+            if len(args) == 1:  # most layers; skips building an argument list
+                values[out] = module(values[args[0]])
+            else:
+                values[out] = module(*[values[i] for i in args])
             for i in dead:  # drop what no later layer reads, as a hand-written forward would
                 values[i] = None
         return values[self._output]
@@ -436,8 +446,7 @@ def _register(root: nn.Module, path: str, module: nn.Module) -> None:
     parent.add_module(name, module)
 
 
-def _plan(graph: Graph, root: nn.Module) -> list[tuple[nn.Module, tuple[int, ...], int,
-                                                       tuple[int, ...]]]:
+def _plan(graph: Graph, root: nn.Module) -> list[Step]:
     last_use: dict[int, int] = {}
     for layer in graph.layers:
         for i in layer.inputs:

@@ -190,22 +190,28 @@ class TokenMean(nn.Module):
 class Add(nn.Module):
     """Sum of two or more tensors of one shape.
 
-    With inplace=True the sum accumulates into the first tensor, like a hand-written residual's
-    `out += identity`; only for a first operand that nothing else reads.
+    `into` names an operand that nothing else reads; the sum then accumulates into it in place,
+    like a hand-written residual's `out += identity`, which saves one tensor per block.
     """
 
-    def __init__(self, inplace: bool = False) -> None:
+    def __init__(self, into: int | None = None) -> None:
         super().__init__()
-        self.inplace = inplace
+        self.into = into
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out.add_(x) if self.inplace else out + x
+        if self.into is None:
+            out = xs[0]
+            for x in xs[1:]:
+                out = out + x
+            return out
+        out = xs[self.into]
+        for i, x in enumerate(xs):
+            if i != self.into:
+                out = out.add_(x)
         return out
 
     def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+        return "" if self.into is None else f"into={self.into}"
 
 
 class Multiply(nn.Module):

@@ -1,0 +1,86 @@
+"""`archlang solve FILE`: the exact optimum of a spec's design problem, with a certificate.
+
+pyomo and highspy are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "solve", help="solve a spec's maximize/minimize + require problem exactly (MILP, HiGHS)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+                   help="seconds for HiGHS (default 60)")
+    p.add_argument("--gap", type=float, default=1e-4, metavar="G",
+                   help="relative optimality gap to stop at (default 1e-4)")
+    p.add_argument("--threads", type=int, default=1, help="HiGHS threads (default 1)")
+    p.add_argument("--formulation", choices=("auto", "generic"), default="auto")
+    p.add_argument("--json", action="store_true", help="the certificate and costs as JSON")
+    p.add_argument("-o", "--output", metavar="OUT.py", help="write the solution's source here")
+    p.add_argument("--backend", default="torch", help="backend for -o (default torch)")
+    p.add_argument("--verbose", action="store_true", help="show HiGHS's log")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="override a parameter of the arch")
+    p.add_argument("--arch", help="which arch, when a file defines several")
+    p.set_defaults(run=cmd_solve)
+
+
+def _status_line(text: str) -> None:
+    print(f"[solve] {text}", file=sys.stderr, flush=True)
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from archlang.solvers.milp import solve
+
+    from archlang import api
+    from archlang.cli import _load, _si
+
+    space = _load(args, args.file)
+    solution = solve(space, time_limit=args.time_limit, gap=args.gap, threads=args.threads,
+                     verbose=args.verbose, formulation=args.formulation,
+                     progress=_status_line if not args.json else lambda text: None)
+    if solution.assignment is None:
+        if args.json:
+            print(json.dumps(solution.as_json(), indent=2))
+        print(f"{args.file}: error: no solution ({solution.status}) for '{space.name}'",
+              file=sys.stderr)
+        if solution.conflicts:
+            print("note: conflicting requirements, and the least relaxation of each that "
+                  "makes the problem feasible:", file=sys.stderr)
+            for r in solution.conflicts:
+                print(f"  require {r.constraint}   ->   {r.least}", file=sys.stderr)
+        elif solution.status == "infeasible":
+            print("note: the requirements over decisions alone cannot all hold",
+                  file=sys.stderr)
+        return 1
+    if args.output:
+        arch = api.fix(space, solution.assignment)
+        source = arch.emit(args.backend)
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(source, "utf-8")
+    if args.json:
+        print(json.dumps(solution.as_json(), indent=2, default=str))
+        return 0
+    gap = "n/a" if solution.gap is None else f"{100 * solution.gap:.4f}%"
+    print(f"{space.name}: {solution.status}  objective {solution.objective:.6g}  "
+          f"bound {solution.bound if solution.bound is None else f'{solution.bound:.6g}'}  "
+          f"gap {gap}  {solution.seconds:.2f} s")
+    print(f"formulation: {solution.formulation} ({solution.size.get('variables', 0):,} "
+          f"variables, {solution.size.get('binaries', 0):,} binary)")
+    print("assignment: " + json.dumps(solution.assignment))
+    m = solution.metrics
+    costs = [f"params {m['params']:,}", f"MACs {_si(m['macs'])}"]
+    costs += [f"{k} {v:.6g}" for k, v in m.items()
+              if k not in ("params", "macs", "flops") and isinstance(v, float)]
+    print("costs: " + ", ".join(costs))
+    for note in solution.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if args.output:
+        print(f"wrote {args.output} ({args.backend})")
+    return 0

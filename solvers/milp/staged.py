@@ -1,0 +1,273 @@
+"""Recognise DeepMAD-like spaces -- a stem conv, then stages of repeated bottleneck blocks --
+and score their points in closed form.
+
+The structured formulation (`deepmad.py`) needs, per stage, which decisions are its width
+``w``, bottleneck ``b``, kernel ``k`` and depth ``d``, the stage's stride and resolution, and the
+space's conventions (TinyNAS's entropy options). `recognise` reads them from the Space IR (a
+top-level ``conv`` whose width is a decision, then ``repeat`` nodes whose repetitions are a
+``residual`` of three convs 1x1 -> kxk -> 1x1) and then *checks* the reading: the closed form
+below must equal archlang's cost pass (params, MACs, entropy, effectiveness, depth penalty) on
+the published-like corner points and on random points of the space. Anything else -- another
+block shape, a continuous decision, conventions the closed form does not follow, a mismatch --
+raises `Unsupported` with the reason, and the generic formulation is left to handle the space.
+Pure Python: no pyomo/highspy here.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from archlang.solvers.milp.terms import Unsupported
+
+from archlang.errors import ArchError
+from archlang.ir import expr as E
+from archlang.ir import space as S
+from archlang.passes.elaborate import elaborate
+from archlang.passes.metrics import compute as compute_metrics
+from archlang.passes.metrics import option_defaults
+
+SCORES = ("params", "macs", "entropy", "effectiveness", "depth_penalty", "entropy_score")
+
+
+@dataclass(frozen=True)
+class Stage:
+    width: str  # decision names
+    bottleneck: str
+    kernel: str
+    depth: str
+    stride: int
+    res_in: int  # resolution of the stage's input
+    widths: tuple[int, ...]  # domains
+    bottlenecks: tuple[int, ...]
+    kernels: tuple[int, ...]
+    depths: tuple[int, ...]
+
+    @property
+    def res_out(self) -> int:
+        return self.res_in // self.stride
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A recognised space: stem conv, then `stages`; conventions from the spec's options."""
+
+    stem: str  # the stem width decision
+    stems: tuple[int, ...]
+    in_channels: int
+    stem_kernel: int
+    stem_res: int  # resolution after the stem
+    stages: tuple[Stage, ...]
+    alpha: tuple[float, ...]
+    half: float  # the factor on the log-width sum (1/2 or 1)
+    beta: float
+    penalty_stages: int
+
+    def scale_ends(self) -> list[tuple[int, int]]:
+        """(number of stages before the cut, resolution of the feature map) for each scale.
+
+        A scale ends before each stage whose first block downsamples and after the last one;
+        0 stages means the stem output (its width is the stem's)."""
+        out = [(i, st.res_in) for i, st in enumerate(self.stages) if st.stride > 1]
+        out.append((len(self.stages), self.stages[-1].res_out))
+        return out
+
+    def alphas(self) -> list[float]:
+        n = len(self.scale_ends())
+        a = list(self.alpha)
+        return a[-n:] if len(a) >= n else [1.0] * (n - len(a)) + a
+
+
+Point = tuple[int, tuple[tuple[int, int, int, int], ...]]  # stem, per stage (d, w, b, k)
+
+
+def scores(p: Staged, point: Point) -> dict[str, float]:
+    """params, MACs, entropy, effectiveness, depth penalty and entropy_score of one point,
+    in closed form (equal to the cost pass on recognised spaces: `recognise` checks it)."""
+    stem, stages = point
+    r = p.stem_res
+    k0 = p.stem_kernel
+    params = p.in_channels * k0 * k0 * stem + 2 * stem
+    macs = r * r * p.in_channels * k0 * k0 * stem
+    logs = [math.log(p.in_channels * k0 * k0)]
+    ends: list[tuple[int, int, int]] = []  # (counted layers so far, channels, resolution)
+    c = stem
+    for (d, w, b, k), st in zip(stages, p.stages):
+        if st.stride > 1:
+            ends.append((len(logs), c, st.res_in))
+        ri, ro = st.res_in, st.res_out
+        params += c * b + 2 * b + b * b * k * k + 2 * b + b * w + 2 * w + c * w + 2 * w
+        macs += ri * ri * c * b + ro * ro * (b * b * k * k + b * w + c * w)
+        params += (d - 1) * (2 * w * b + b * b * k * k + 4 * b + 2 * w)
+        macs += (d - 1) * ro * ro * (2 * w * b + b * b * k * k)
+        logs += [math.log(c), math.log(b * k * k), math.log(b)]
+        logs += [math.log(w), math.log(b * k * k), math.log(b)] * (d - 1)
+        c = w
+    ends.append((len(logs), c, p.stages[-1].res_out))
+    prefix = [0.0]
+    for x in logs:
+        prefix.append(prefix[-1] + x)
+    ends = [e for e in ends if e[0] > 0]
+    h = sum(a * math.log(rr * rr * cc) * p.half * prefix[n]
+            for a, (n, cc, rr) in zip(p.alphas(), ends))
+    rho = max(math.exp(math.log(n) - prefix[n] / n) for n, _, _ in ends)
+    depths = [d for d, *_ in stages]
+    if p.penalty_stages:
+        depths = depths[-p.penalty_stages:]
+    q = math.exp(statistics.pstdev(depths))
+    return {"params": params, "macs": macs, "entropy": h, "effectiveness": rho,
+            "depth_penalty": q, "entropy_score": h - p.beta * q}
+
+
+def assignment(p: Staged, point: Point) -> dict[str, int]:
+    stem, stages = point
+    out = {p.stem: stem}
+    for st, (d, w, b, k) in zip(p.stages, stages):
+        out.update({st.width: w, st.bottleneck: b, st.kernel: k, st.depth: d})
+    return out
+
+
+def point_of(p: Staged, values: dict) -> Point:
+    return values[p.stem], tuple((values[st.depth], values[st.width], values[st.bottleneck],
+                                  values[st.kernel]) for st in p.stages)
+
+
+# ---------------------------------------------------------------- recognition
+
+
+def _ref(args: dict[str, E.Expr], key: str) -> str | None:
+    v = args.get(key)
+    return v.name if isinstance(v, E.Ref) else None
+
+
+def _const(args: dict[str, E.Expr], key: str, default: int | None = None) -> int | None:
+    v = args.get(key)
+    if v is None:
+        return default
+    return v.value if isinstance(v, E.Const) and isinstance(v.value, int) else None
+
+
+def _items(seq: S.Seq) -> list[S.Node]:
+    """Items of a sequence with nested plain sequences flattened."""
+    out: list[S.Node] = []
+    for item in seq.items:
+        out.extend(_items(item) if isinstance(item, S.Seq) else [item])
+    return out
+
+
+_SKIP = (S.LetNode, S.BindNode, S.CaptureNode)
+
+
+def _block(rep: S.Seq) -> tuple[str, str, str]:
+    """(bottleneck, kernel, width) decisions of one repetition: residual{1x1, kxk, 1x1}."""
+    ops = [n for n in _items(rep) if not isinstance(n, _SKIP)]
+    body = [n for n in ops if isinstance(n, S.ResidualNode)]
+    if len(body) != 1:
+        raise Unsupported("a stage repetition is not one residual block")
+    convs = [n for n in _items(body[0].body) if isinstance(n, S.OpNode) and n.op == "conv"]
+    others = [n for n in _items(body[0].body) if isinstance(n, S.OpNode)
+              and n.op not in ("conv", "bn", "relu")]
+    if len(convs) != 3 or others:
+        raise Unsupported("a stage block is not a bottleneck (three convs with bn/relu)")
+    a = [dict(c.args) for c in convs]
+    b, k, w = _ref(a[0], "out"), _ref(a[1], "kernel"), _ref(a[2], "out")
+    if None in (b, k, w) or _ref(a[1], "out") != b or _const(a[0], "kernel") != 1 or \
+            _const(a[2], "kernel") != 1 or any(_const(x, "groups", 1) != 1 for x in a):
+        raise Unsupported("a stage block is not conv(b, 1) -> conv(b, k) -> conv(w, 1) with "
+                          "width, bottleneck and kernel decisions")
+    return b, k, w
+
+
+def recognise(space: S.Space, checks: int = 24, seed: int = 0) -> Staged:
+    """The staged reading of `space`, checked against the cost pass; `Unsupported` if none."""
+    opts = {**option_defaults(), **dict(space.options)}
+    if opts["entropy.boundary"] != "block" or not opts["entropy.skip_projection"] or \
+            not opts["effectiveness.prefix_max"]:
+        raise Unsupported("the staged formulation follows TinyNAS's conventions "
+                          "(entropy.boundary = block, skip_projection, prefix_max)")
+    decisions = {d.name: d for d in space.decisions}
+    for d in space.decisions:
+        if d.condition or d.kind not in ("value", "repeat") or not d.domain.discrete:
+            raise Unsupported(f"decision '{d.name}' is conditional, continuous or a branch")
+    items = [n for n in _items(space.root) if not isinstance(n, _SKIP)]
+    convs = [n for n in items if isinstance(n, S.OpNode) and n.op == "conv"]
+    repeats = [n for n in items if isinstance(n, S.RepeatNode)]
+    if not convs or not repeats or items.index(convs[0]) > items.index(repeats[0]):
+        raise Unsupported("no stem conv followed by repeated stages")
+    stem = _ref(dict(convs[0].args), "out")
+    if stem is None or len(convs) != 1:
+        raise Unsupported("the stem is not one conv whose width is a decision")
+    tail = items[items.index(repeats[-1]) + 1:]
+    if any(isinstance(n, (S.OpNode, S.RepeatNode, S.OneOfNode, S.OptionalNode))
+           for n in tail) or any(not isinstance(n, (S.InputNode, S.OpNode, S.RepeatNode))
+                                 for n in items[:len(items) - len(tail)]):
+        raise Unsupported("layers other than the stem and the stages, or branches")
+    stage_names = []
+    for rep in repeats:
+        if not isinstance(rep.count, E.Ref) or rep.count.name not in decisions:
+            raise Unsupported("a stage's depth is not a decision")
+        roles = {_block(r) for r in rep.reps}
+        if len(roles) != 1:
+            raise Unsupported("the blocks of a stage read different decisions")
+        stage_names.append((*roles.pop(), rep.count.name))
+    used = {stem} | {n for names in stage_names for n in names}
+    if len(used) != 1 + 4 * len(stage_names) or used != set(decisions):
+        raise Unsupported("stages share decisions, or other decisions exist")
+    # Shapes, strides and resolutions from one elaborated point.
+    probe = {d.name: d.domain.enumerate()[-1] for d in space.decisions}
+    try:
+        graph = elaborate(space, probe)
+    except ArchError as exc:
+        raise Unsupported(f"the probe point does not elaborate: {exc.message}") from None
+    layers = {layer.path: layer for layer in graph.layers}
+    first = graph.layers[next(i for i, la in enumerate(graph.layers) if la.op == "conv")]
+    in_shape = graph.layers[first.inputs[0]].shape
+    stages = []
+    res = first.shape[1]
+    for (b, k, w, depth), rep in zip(stage_names, repeats):
+        conv2 = [n for n in _items(next(x for x in _items(rep.reps[0])
+                                        if isinstance(x, S.ResidualNode)).body)
+                 if isinstance(n, S.OpNode) and n.op == "conv"][1]
+        layer = layers.get(conv2.path)
+        if layer is None:
+            raise Unsupported("cannot locate a stage's first block in the elaborated graph")
+        stride = layer.attrs["stride"]
+        stages.append(Stage(w, b, k, depth, stride, res,
+                            *(tuple(decisions[n].domain.enumerate()) for n in (w, b, k, depth))))
+        res //= stride
+    staged = Staged(stem, tuple(decisions[stem].domain.enumerate()), in_shape[0],
+                    first.attrs["kernel"], first.shape[1], tuple(stages),
+                    tuple(float(a) for a in opts["entropy.alpha"]),
+                    0.5 if opts["entropy.half"] else 1.0, float(opts["depth_penalty.beta"]),
+                    int(opts["depth_penalty.stages"]))
+    _check(space, staged, checks, seed, dict(space.options))
+    return staged
+
+
+def _check(space: S.Space, p: Staged, n: int, seed: int, options: dict) -> None:
+    rng = random.Random(seed)
+    points: list[Point] = []
+    for pick in (lambda v: v[0], lambda v: v[-1]):
+        points.append((pick(p.stems), tuple((pick(st.depths), pick(st.widths),
+                                             pick(st.bottlenecks), pick(st.kernels))
+                                            for st in p.stages)))
+    for _ in range(n):
+        points.append((rng.choice(p.stems), tuple(
+            (rng.choice(st.depths), rng.choice(st.widths), rng.choice(st.bottlenecks),
+             rng.choice(st.kernels)) for st in p.stages)))
+    for point in points:
+        graph = elaborate(space, assignment(p, point))
+        want = compute_metrics(graph, list(SCORES), options)
+        got = scores(p, point)
+        for name in SCORES:
+            if not math.isclose(want[name], got[name], rel_tol=1e-9, abs_tol=1e-9):
+                raise Unsupported(f"the staged reading of '{space.name}' gives {name} = "
+                                  f"{got[name]} at {point}, the cost pass {want[name]}")
+
+
+def depth_pattern_penalty(p: Staged, depths: Sequence[int]) -> float:
+    d = list(depths)[-p.penalty_stages:] if p.penalty_stages else list(depths)
+    return math.exp(statistics.pstdev(d))
