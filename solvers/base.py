@@ -16,15 +16,13 @@ teaches it.
 from __future__ import annotations
 
 import math
-import operator
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from archlang.errors import ArchError
 from archlang.ir import decisions as D
-from archlang.ir import expr as E
 from archlang.ir import space as S
 
 Assignment = dict[str, Any]
@@ -72,120 +70,11 @@ class Strategy(Protocol):
 # ---------------------------------------------------------------- helpers on assignments
 
 
-def fill(space: S.Space, partial: Mapping[str, Any], rng: random.Random) -> Assignment:
-    """Keep the values of `partial` that are still active; sample every active one missing.
-
-    This is `canonical` followed by sampling the newly active decisions, in one pass in
-    condition order (a decision's activity only reads earlier decisions).
-    """
-    out: Assignment = {}
-    for decision in active_iter(space, out):
-        value = partial.get(decision.name, _MISSING)
-        out[decision.name] = decision.domain.sample(rng) if value is _MISSING else value
-    return out
-
-
-_MISSING = object()
-
-
-def active_iter(space: S.Space, values: Assignment) -> Iterator[S.Decision]:
-    """Decisions active under `values` while the caller fills it in, in condition order.
-
-    A decision's condition reads only earlier decisions, so a caller may add the value of
-    each decision it is handed before asking for the next one.
-    """
-    for decision, active in plan(space):
-        if active is None or active(values):
-            yield decision
-
-
-_Active = Callable[[Mapping[str, Any]], bool]
-_PLANS: dict[int, tuple[S.Space, tuple[tuple[S.Decision, _Active | None], ...]]] = {}
-
-
-def plan(space: S.Space) -> tuple[tuple[S.Decision, _Active | None], ...]:
-    """Each decision with a compiled activity test (None: always active), cached per space.
-
-    Compiled closures instead of `expr.evaluate` on every call: proposals walk every decision
-    and must stay far below the 5 ms budget on spaces with hundreds of decisions.
-    """
-    hit = _PLANS.get(id(space))  # by identity: hashing a space walks its whole tree
-    if hit is not None and hit[0] is space:
-        return hit[1]
-    if len(_PLANS) > 64:
-        _PLANS.clear()
-    out = tuple((d, _active_fn(d.condition)) for d in space.decisions)
-    _PLANS[id(space)] = (space, out)
-    return out
-
-
-_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-            ">": operator.gt, ">=": operator.ge}
-
-
-def _active_fn(condition: tuple[E.Expr, ...]) -> _Active | None:
-    if not condition:
-        return None
-    checks = tuple(_compile(c) for c in condition)
-    if len(checks) == 1:
-        (check,) = checks
-
-        def active_one(values: Mapping[str, Any]) -> bool:
-            try:
-                return bool(check(values))
-            except (KeyError, E.NotConstant):  # reads an inactive decision: inactive too
-                return False
-
-        return active_one
-
-    def active(values: Mapping[str, Any]) -> bool:
-        try:
-            for check in checks:
-                if not check(values):
-                    return False
-            return True
-        except (KeyError, E.NotConstant):
-            return False
-
-    return active
-
-
-def _compile(expr: E.Expr) -> Callable[[Mapping[str, Any]], Any]:
-    match expr:
-        case E.Const(value):
-            return lambda values: value
-        case E.Ref(name):
-            return lambda values: values[name]
-        case E.Apply(fn, (E.Ref(name), E.Const(c))) if fn in _COMPARE:
-            # the shape of almost every condition: `repeat1.depth > 1`, `one_of1 == 0`
-            op = _COMPARE[fn]
-            return lambda values: op(values[name], c)
-        case E.Apply("and", (a, b)):
-            fa, fb = _compile(a), _compile(b)
-            return lambda values: fa(values) and fb(values)
-        case E.Apply(fn, args, span) if fn != "if":  # `if` must not evaluate both arms
-            parts = tuple(_compile(a) for a in args)
-            return lambda values: E.apply(fn, tuple(p(values) for p in parts), span)
-    return lambda values: E.evaluate(expr, values)
-
-
-def enumerate_points(space: S.Space) -> Iterator[Assignment]:
-    """Every point of a discrete space, depth-first in decision order."""
-    steps = plan(space)
-
-    def walk(i: int, values: Assignment) -> Iterator[Assignment]:
-        while i < len(steps) and steps[i][1] is not None and not steps[i][1](values):
-            i += 1
-        if i == len(steps):
-            yield dict(values)
-            return
-        decision = steps[i][0]
-        for v in decision.domain.enumerate():
-            values[decision.name] = v
-            yield from walk(i + 1, values)
-        del values[decision.name]
-
-    yield from walk(0, {})
+# The walks over a space's decisions live with the decisions themselves.
+fill = D.fill
+active_iter = D.active_iter
+enumerate_points = D.enumerate_points
+plan = D.activity
 
 
 def rng_state(rng: random.Random) -> list[Any]:

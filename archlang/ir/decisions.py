@@ -12,7 +12,7 @@ import itertools
 import json
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,22 +28,33 @@ _MISSING = object()
 
 
 def _compile(expr: E.Expr) -> Callable[[Mapping[str, Any]], Any]:
-    """A closure evaluating `expr`; raises KeyError when a decision it reads is absent."""
+    """A closure evaluating `expr`; raises KeyError when a decision it reads is absent.
+
+    Closures rather than `expr.evaluate` on every call: sampling and every strategy's
+    proposal walk all decisions, on spaces with hundreds of them.
+    """
     match expr:
         case E.Const(value):
             return lambda values: value
         case E.Ref(name):
             return lambda values: values[name]
         case E.Apply(fn, (E.Ref(name), E.Const(c))) if fn in E.BINARY:
+            # the shape of almost every condition: `stage1.depth > 1`, `one_of1 == 0`
             op = E.BINARY[fn]
             return lambda values: op(values[name], c)
         case E.Apply("not", (a,)):
             fa = _compile(a)
             return lambda values: not fa(values)
-        case E.Apply(fn, args):
+        case E.Apply("and", (a, b)):
+            fa, fb = _compile(a), _compile(b)
+            return lambda values: fa(values) and fb(values)
+        case E.Apply(fn, args) if fn != "if":  # `if` must not evaluate both of its arms
             fs = tuple(_compile(a) for a in args)
             span = expr.span
             return lambda values: E.apply(fn, tuple(f(values) for f in fs), span)
+        case E.Apply("if", (test, then, orelse)):
+            ft, fa, fb = _compile(test), _compile(then), _compile(orelse)
+            return lambda values: fa(values) if ft(values) else fb(values)
     raise ArchError("a decision's condition cannot depend on tensor shapes",
                     getattr(expr, "span", None))
 
@@ -122,6 +133,57 @@ def is_active(space: S.Space, decision: S.Decision, values: Mapping[str, Any]) -
 
 def active_decisions(space: S.Space, values: Mapping[str, Any]) -> list[S.Decision]:
     return [e.decision for e in _plan(space) if e.active is None or e.active(values)]
+
+
+def activity(space: S.Space) -> tuple[tuple[S.Decision, Callable[[Mapping[str, Any]], bool]
+                                            | None], ...]:
+    """Each decision with its compiled activity test (None: always active), in order."""
+    return tuple((e.decision, e.active) for e in _plan(space))
+
+
+def active_iter(space: S.Space, values: Mapping[str, Any]) -> Iterator[S.Decision]:
+    """Decisions active under `values` while the caller fills it in, in condition order.
+
+    A decision's condition reads only earlier decisions, so a caller may add the value of
+    each decision it is handed before asking for the next one.
+    """
+    for entry in _plan(space):
+        if entry.active is None or entry.active(values):
+            yield entry.decision
+
+
+def fill(space: S.Space, partial: Mapping[str, Any], rng: random.Random) -> Assignment:
+    """Keep the values of `partial` that are still active; sample every active one missing.
+
+    `canonical` followed by sampling the newly active decisions (after a mutation, say), in
+    one pass in condition order.
+    """
+    out: Assignment = {}
+    rnd = rng.random
+    for entry in _plan(space):
+        if entry.active is None or entry.active(out):
+            value = partial.get(entry.name, _MISSING)
+            out[entry.name] = entry.draw(rnd) if value is _MISSING else value
+    return out
+
+
+def enumerate_points(space: S.Space) -> Iterator[Assignment]:
+    """Every point of a discrete space, depth-first in decision order (small spaces only)."""
+    plan = _plan(space)
+
+    def walk(i: int, values: Assignment) -> Iterator[Assignment]:
+        while i < len(plan) and plan[i].active is not None and not plan[i].active(values):
+            i += 1
+        if i == len(plan):
+            yield dict(values)
+            return
+        entry = plan[i]
+        for v in entry.decision.domain.enumerate():
+            values[entry.name] = v
+            yield from walk(i + 1, values)
+        del values[entry.name]
+
+    yield from walk(0, {})
 
 
 # ---------------------------------------------------------------- sampling and validation
