@@ -36,10 +36,9 @@ MAX_INFEASIBLE = 1000
 def search(space: Any, evaluator: Any, strategy_name: str, seed: int, budget: int,
            cache: dict[tuple[str, int], float]) -> list[float]:
     """The best validation accuracy after each trial of one search."""
-    from archlang.solvers import Result, get_strategy
-
     import archlang
     from archlang.search.evaluators import TrialFailed
+    from archlang.solvers import Result, get_strategy
 
     strategy = get_strategy(strategy_name, **STRATEGIES[strategy_name])
     strategy.setup(space, seed)

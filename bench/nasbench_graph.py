@@ -90,7 +90,6 @@ def space_keys(proteins: bool) -> tuple[Any, tuple[str, ...], dict[tuple[Any, ..
     """The space, its decision order, and every point's benchmark key (None: all-skip)."""
     if proteins not in _KEYS:
         import archlang
-        import archlang.ir.gnn_ops  # noqa: F401  (until archlang.ir.ops imports it)
         from archlang.search.evaluators.lookup import LINKS, OPS, benchmark_key, table_hash
 
         space = archlang.load(SPEC, params={"proteins": proteins})

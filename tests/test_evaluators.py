@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import archlang
-import archlang.ir.gnn_ops  # noqa: F401  (registers the GNN ops until archlang.ir.ops does)
 from archlang.errors import ArchError
 from archlang.search.evaluators import TrialFailed, get_evaluator
 from archlang.search.evaluators import data as D
@@ -234,6 +233,9 @@ def test_proteins_space_has_the_five_ops_and_2021_entries() -> None:
     assert keys == set(table("proteins")) and len(keys) == 2021
     arch = archlang.fix(space, _assignment([0, 0, 1, 2], ["gcn", "arma", "fc", "sage"], names))
     assert get_evaluator("lookup", dataset="proteins").evaluate(arch, 0)["accuracy"] > 0.5
+    nine = archlang.fix(archlang.load(SPEC), _assignment([0, 0, 0, 0], ["gat"] * 4))
+    with pytest.raises(TrialFailed, match="proteins = true"):
+        get_evaluator("lookup", dataset="proteins").evaluate(nine, 0)
 
 
 def test_require_excludes_exactly_the_all_skip_cell(graph_space) -> None:
