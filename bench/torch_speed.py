@@ -65,7 +65,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    # one thread: two busy threads on a shared 2-core machine make timings meaningless
+    torch.set_num_threads(1)
     print(f"machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     bench_build(repeat=3 if args.quick else 7)
     bench_train_step("resnet18", batch=8, repeat=3 if args.quick else 9)
