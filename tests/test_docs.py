@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 def readme_specs() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```\n(.*?)```", text, re.S)
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M)
     return [b for b in blocks if re.search(r"^arch \w+", b, re.M)]
 
 
