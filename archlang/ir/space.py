@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -283,3 +284,23 @@ class Space:
             if d.name == name:
                 return d
         raise KeyError(name)
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every node of the tree under `node`, itself first, in source order."""
+    yield node
+    match node:
+        case Seq(items):
+            for item in items:
+                yield from walk(item)
+        case ResidualNode(body=body) | OptionalNode(body=body):
+            yield from walk(body)
+        case ParallelNode(branches=branches) | OneOfNode(branches=branches):
+            for branch in branches:
+                yield from walk(branch)
+        case RepeatNode(reps=reps):
+            for rep in reps:
+                yield from walk(rep)
+        case IfNode(then=then, orelse=orelse):
+            yield from walk(then)
+            yield from walk(orelse)

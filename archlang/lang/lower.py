@@ -150,7 +150,7 @@ class Lowerer:
             env[p.name] = value
         ctx = _Ctx(env, {}, _Scope(""), (), (arch.name,), top=True)
         root = self.body(arch.body, ctx)
-        if not self.sink.errors and not any(isinstance(n, S.InputNode) for n in _walk(root)):
+        if not self.sink.errors and not any(isinstance(n, S.InputNode) for n in S.walk(root)):
             self.sink.add(ArchError(f"arch '{arch.name}' has no input; declare one with "
                                     "`input x[C, H, W]`", arch.span))
         self.sink.raise_if_any()
@@ -782,25 +782,3 @@ def _offset(span: Span, end: bool = False) -> int:
     lines = span.source.text.split("\n")
     line, col = (span.end_line, span.end_column) if end else (span.line, span.column)
     return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
-
-
-def _walk(node: S.Node):
-    yield node
-    match node:
-        case S.Seq(items):
-            for item in items:
-                yield from _walk(item)
-        case S.ResidualNode(body=body) | S.OptionalNode(body=body):
-            yield from _walk(body)
-        case S.ParallelNode(branches=bs) | S.OneOfNode(branches=bs):
-            for b in bs:
-                yield from _walk(b)
-        case S.RepeatNode(reps=reps):
-            for r in reps:
-                yield from _walk(r)
-        case S.IfNode(then=then, orelse=orelse):
-            yield from _walk(then)
-            yield from _walk(orelse)
-
-
-walk = _walk

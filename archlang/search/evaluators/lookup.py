@@ -23,8 +23,8 @@ trial seed is ignored.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -128,27 +128,15 @@ _OP_NAMES: dict[int, tuple[S.Space, dict[str, tuple[str, ...]]]] = {}
 
 def _op_names(space: S.Space) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
-    for node in _walk(space.root):
+    for node in S.walk(space.root):
         if isinstance(node, S.OneOfNode) and re.fullmatch(r"n\d+\.op", node.decision):
             out[node.decision] = tuple(_branch_op(node.decision, b) for b in node.branches)
     return out
 
 
 def _branch_op(decision: str, branch: S.Node) -> str:
-    ops = [n.op for n in _walk(branch) if isinstance(n, S.OpNode)]
+    ops = [n.op for n in S.walk(branch) if isinstance(n, S.OpNode)]
     if len(ops) != 1 or ops[0] not in BENCHMARK_NAMES:
         raise ArchError(f"a branch of '{decision}' must be one NAS-Bench-Graph op "
                         f"({', '.join(BENCHMARK_NAMES)}), not {' '.join(ops) or 'empty'}")
     return BENCHMARK_NAMES[ops[0]]
-
-
-def _walk(node: Any) -> Iterator[Any]:
-    """Every IR node under `node` (itself included), through tuples and dataclass fields."""
-    yield node
-    if isinstance(node, tuple):
-        for item in node:
-            yield from _walk(item)
-    elif is_dataclass(node) and not isinstance(node, type):
-        for f in fields(node):
-            if f.name != "span":
-                yield from _walk(getattr(node, f.name))
