@@ -91,6 +91,8 @@ class GraphBuilder:
         for layer in reversed(self.layers):
             if layer.index in needed:
                 needed.update(layer.inputs)
+        if len(needed) == len(self.layers):  # the usual case: nothing is dead, keep indices
+            return Graph(self.name, tuple(self.layers), tuple(self.inputs), output)
         renumber: dict[int, int] = {}
         kept: list[Layer] = []
         for layer in self.layers:
