@@ -61,6 +61,12 @@ def main() -> int:
         built = sum(p.numel() for p in model.parameters())
         console.print(f"  {arch.hash}  params {arch.cost.params:>8,} (torch module: {built:,})  "
                       f"MACs {_si(arch.cost.macs):>9}  -> {target}")
+    flax_target = OUT / "digits_point2_flax.py"
+    flax_target.write_text(arch.emit("flax"))
+    from archlang.backends.flax.parity import parity_report
+
+    console.print(f"\nthe last point compiled to flax ({flax_target}), weights copied from torch:")
+    console.print(parity_report(arch))
     return search_demo(console)
 
 
