@@ -207,3 +207,71 @@ def test_overhead_at_1000_trials(name):
         spent.append(t1 - t0 + time.perf_counter() - t2)
     last = sorted(spent[-100:])[50]  # median of the last 100: robust to a busy machine
     assert last < 5e-3, f"{name}: {last * 1e3:.2f} ms per proposal"
+
+
+# ---------------------------------------------------------------- MCTS: ranks, RAVE, options
+
+MCTS_VARIANTS = [{"rave": 0}, {"expand": 1}, {"expand": 3, "exploration": 1.0},
+                 {"temperature": 1.0, "prior": 0}]
+
+
+@pytest.mark.parametrize("options", MCTS_VARIANTS)
+def test_mcts_variants_valid_no_repeats_and_resumable(options, cond, disc):
+    for values in drive(get_strategy("mcts", **options), cond, 60):
+        assert archlang.fix(cond, values).assignment == values
+    strategy = get_strategy("mcts", **options)
+    hashes = {D.assignment_hash(v) for v in drive(strategy, disc, 18)}
+    assert len(hashes) == 18 and strategy.exhausted
+    # resume mid-run (proposals in flight) continues exactly, as for the defaults
+    first = get_strategy("mcts", **options)
+    drive(first, cond, 25, seed=2)
+    in_flight = [first.propose() for _ in range(2)]
+    snapshot = json.loads(json.dumps(first.state()))
+    second = get_strategy("mcts", **options)
+    second.setup(cond, 2)
+    second.restore(snapshot)
+    for strategy in (first, second):
+        for values in in_flight:
+            strategy.feedback(values, Result("ok", toy_score(values)))
+    for _ in range(20):
+        a, b = first.propose(), second.propose()
+        assert a == b
+        for strategy in (first, second):
+            strategy.feedback(a, Result("ok", toy_score(a)))
+
+
+def test_mcts_rewards_are_ranks(cond):
+    """A reward is the score's percentile among the ok scores so far; failures score 0."""
+    strategy = get_strategy("mcts")
+    strategy.setup(cond, 0)
+    assert strategy._reward(Result("ok", 5.0)) == 0.5  # alone: the middle
+    assert strategy._reward(Result("ok", 1e9)) == 1.0  # the best so far, however far ahead
+    assert strategy._reward(Result("ok", -1e9)) == 0.0
+    assert strategy._reward(Result("ok", 5.0)) == pytest.approx(1.5 / 3)  # ties share
+    assert strategy._reward(Result("failed")) == 0.0
+    assert strategy._reward(Result("ok", 6.0)) == pytest.approx(3 / 4)
+
+
+def test_mcts_rave_pools_moves_across_the_tree(cond):
+    """Every (decision, value) keeps visits and reward over all trials that made that move,
+    wherever in the tree, and the moves guide the walk and the rollout: a value that always
+    scores best is soon proposed far more often than uniform sampling would."""
+    def score(values):
+        return float(values["one_of1"] == 1) + int(D.assignment_hash(values), 16) % 100 / 1e4
+
+    strategy = get_strategy("mcts")
+    proposals = drive(strategy, cond, 80, seed=5, score=score)
+    counts, totals = strategy.moves["one_of1"]
+    assert sum(counts) == 80  # always active: every trial made one one_of1 move
+    means = [t / n for t, n in zip(totals, counts)]
+    assert means[1] == max(means)
+    assert sum(v["one_of1"] == 1 for v in proposals[40:]) >= 30  # uniform: about 13 of 40
+
+
+def test_mcts_options_checked():
+    with pytest.raises(ValueError, match="temperature"):
+        get_strategy("mcts", temperature=0)
+    with pytest.raises(ValueError):
+        get_strategy("mcts", exploration=-1)
+    with pytest.raises(TypeError, match="rollout"):
+        get_strategy("mcts", rollout="random")
