@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from archlang.backends.pysource import ModuleRef
 from archlang.errors import ArchError
 from archlang.ir.graph import Graph, Layer
 from archlang.ir.ops import Shape, concat_dim
@@ -34,11 +35,7 @@ from . import layers as helpers
 # ---------------------------------------------------------------- layer descriptions
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """The module of another layer, passed to a function (the embedding a head is tied to)."""
-
-    path: str
+Ref = ModuleRef  # the module of another layer, passed to a function (a tied embedding)
 
 
 @dataclass(frozen=True, slots=True)

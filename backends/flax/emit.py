@@ -17,17 +17,17 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
-import json
-import keyword
-import math
 import re
 from typing import Any
 
+from archlang.backends.pysource import Verbatim, assign, is_attribute_name
+from archlang.backends.pysource import access as _access
+from archlang.backends.pysource import render_call as _render
 from archlang.ir.graph import Graph, Layer
 from archlang.ir.ops import fmt
 
 from . import layers as helpers
-from .build import Description, Function, Module, Ref, describe
+from .build import Description, Function, Module, describe
 
 _HELPER_NAMES = tuple(h.__name__ for h in helpers.HELPERS)
 # module-level names of the emitted file that a class or variable name must not shadow
@@ -61,11 +61,6 @@ def class_name(name: str) -> str:
     if out[0].isdigit():
         out = "Model" + out
     return out + "Model" if out in _TAKEN else out
-
-
-def is_attribute_name(segment: str) -> bool:
-    """Whether generated code can write ``.segment`` (else it indexes ``["segment"]``)."""
-    return segment.isidentifier() and not keyword.iskeyword(segment)
 
 
 # ---------------------------------------------------------------- naming values
@@ -125,7 +120,7 @@ def _init_lines(owners: list[tuple[str, Description]]) -> list[str]:
             if container not in made:
                 made.add(container)
                 lines.append(_assign(container, "nnx.Dict()"))
-        lines.append(_assign(path, _render(d.target, d.args, (*d.kwargs, ("rngs", _Raw("rngs"))))))
+        lines.append(_assign(path, _render(d.target, d.args, (*d.kwargs, ("rngs", Verbatim("rngs"))))))
     return lines
 
 
@@ -140,7 +135,7 @@ def _call_lines(graph: Graph, described: dict[str, Description], names: dict[int
         if layer.op == "input":
             continue
         d = described[layer.path]
-        operands = [_Raw(names[i]) for i in layer.inputs]
+        operands = [Verbatim(names[i]) for i in layer.inputs]
         if isinstance(d, Module):
             call = _render(_access(layer.path), tuple(operands), ())
         else:
@@ -162,54 +157,8 @@ def _inside(shape: tuple[int, ...]) -> tuple[int, ...]:
 # ---------------------------------------------------------------- rendering
 
 
-class _Raw(str):
-    """Source text written as is (a variable name), not as a string literal."""
-
-
-def _access(path: str) -> str:
-    """The expression for the module at `path`: ``self.layer1["0"].conv1``."""
-    first, *rest = path.split(".")
-    expr = f"self.{first}" if is_attribute_name(first) else f"getattr(self, {_str(first)})"
-    for part in rest:
-        expr += f".{part}" if is_attribute_name(part) else f"[{_str(part)}]"
-    return expr
-
-
 def _assign(path: str, value: str) -> str:
-    parent, _, name = path.rpartition(".")
-    if not parent:
-        if is_attribute_name(name):
-            return f"self.{name} = {value}"
-        return f"setattr(self, {_str(name)}, {value})"
-    key = f".{name}" if is_attribute_name(name) else f"[{_str(name)}]"
-    return f"{_access(parent)}{key} = {value}"
-
-
-def _render(target: str, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> str:
-    parts = [_literal(v) for v in args] + [f"{k}={_literal(v)}" for k, v in kwargs]
-    return f"{target}({', '.join(parts)})"
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, _Raw):
-        return str(value)
-    if isinstance(value, Ref):
-        return _access(value.path)
-    if isinstance(value, str):
-        return _str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return f'float("{value}")'
-    if isinstance(value, tuple):
-        inner = ", ".join(_literal(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
-    raise TypeError(f"cannot write {value!r} as Python source")
-
-
-def _str(text: str) -> str:
-    # JSON's escapes are valid in Python strings, and its double quotes match common style
-    return json.dumps(text)
+    return assign(path, value, "setattr")
 
 
 def _helpers_used(descriptions: Any) -> list[Any]:

@@ -11,7 +11,6 @@ state_dict keys ``layer1.0.conv1.weight`` and so on.
 
 from __future__ import annotations
 
-import keyword
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from archlang.backends.pysource import ModuleRef, Verbatim
 from archlang.errors import ArchError
 from archlang.ir.graph import Graph, Layer
 from archlang.ir.ops import Shape, concat_dim
@@ -28,18 +28,15 @@ from . import layers as helpers
 # ---------------------------------------------------------------- module descriptions
 
 
-@dataclass(frozen=True, slots=True)
-class Sym:
+class Sym(Verbatim):
     """A class named in the generated code, passed as an argument (``nn.ReLU``)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        return str(self)
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """The module of another layer, passed as an argument (the embedding a head is tied to)."""
-
-    path: str
+Ref = ModuleRef  # the module of another layer (the embedding a head is tied to)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,11 +364,6 @@ class GraphModule(nn.Module):
 ROOT_RESERVED = frozenset(dir(nn.Module())) | frozenset(dir(GraphModule)) | frozenset(
     {"_graph", "_size", "_input_slots", "_output", "_steps"})
 CONTAINER_RESERVED = frozenset(dir(nn.ModuleDict()))
-
-
-def is_attribute_name(segment: str) -> bool:
-    """Whether generated code can write ``.segment`` (else it indexes ``["segment"]``)."""
-    return segment.isidentifier() and not keyword.iskeyword(segment)
 
 
 def module_layers(graph: Graph) -> list[Layer]:

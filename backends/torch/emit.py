@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import ast
 import inspect
-import json
-import math
 import re
 from typing import Any
 
+from archlang.backends.pysource import access as _access
+from archlang.backends.pysource import assign, is_attribute_name, render_call
 from archlang.ir.graph import Graph, Layer
 from archlang.ir.ops import fmt
 
 from . import layers as helpers
-from .build import Call, Ref, Sym, describe, is_attribute_name
+from .build import Call, Sym, describe
 
 _HELPER_NAMES = tuple(cls.__name__ for cls in helpers.HELPERS)
 # module-level names of the emitted file that a class or argument name must not shadow
@@ -143,50 +143,12 @@ def _forward_lines(graph: Graph, names: dict[int, str]) -> list[str]:
 # ---------------------------------------------------------------- rendering
 
 
-def _access(path: str) -> str:
-    """The expression for the module at `path`: ``self.layer1["0"].conv1``."""
-    first, *rest = path.split(".")
-    expr = f"self.{first}" if is_attribute_name(first) else f"getattr(self, {_str(first)})"
-    for part in rest:
-        expr += f".{part}" if is_attribute_name(part) else f"[{_str(part)}]"
-    return expr
+def _render(call: Call) -> str:
+    return render_call(call.target, call.args, call.kwargs)
 
 
 def _assign(path: str, value: str) -> str:
-    parent, _, name = path.rpartition(".")
-    if not parent:
-        if is_attribute_name(name):
-            return f"self.{name} = {value}"
-        return f"self.add_module({_str(name)}, {value})"
-    key = f".{name}" if is_attribute_name(name) else f"[{_str(name)}]"
-    return f"{_access(parent)}{key} = {value}"
-
-
-def _render(call: Call) -> str:
-    args = [_literal(v) for v in call.args] + [f"{k}={_literal(v)}" for k, v in call.kwargs]
-    return f"{call.target}({', '.join(args)})"
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, Sym):
-        return value.name
-    if isinstance(value, Ref):
-        return _access(value.path)
-    if isinstance(value, str):
-        return _str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return f'float("{value}")'
-    if isinstance(value, tuple):
-        inner = ", ".join(_literal(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
-    raise TypeError(f"cannot write {value!r} as Python source")
-
-
-def _str(text: str) -> str:
-    # JSON's escapes are valid in Python strings, and its double quotes match common style
-    return json.dumps(text)
+    return assign(path, value, "self.add_module")
 
 
 def _doc(text: str) -> str:
