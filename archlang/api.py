@@ -79,7 +79,7 @@ def _lower(source: Source, root: Path | None, params, arch: str | None, checked:
 
 
 def check(space: Space, probes: int = CHECK_PROBES, seed: int = 0) -> None:
-    """Elaborate the default point and a few random ones, so shape errors surface now.
+    """Elaborate the first and last points and a few random ones, so shape errors surface now.
 
     A fixed network has one point and is checked completely. In a space, an error that
     appears only at some points is reported with the assignment that shows it.
@@ -87,6 +87,7 @@ def check(space: Space, probes: int = CHECK_PROBES, seed: int = 0) -> None:
     points = [D.default_assignment(space)]
     if space.decisions:
         rng = random.Random(seed)
+        points.append(D.default_assignment(space, last=True))
         points += [D.sample(space, rng) for _ in range(probes)]
     for values in points:
         try:

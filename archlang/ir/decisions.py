@@ -199,13 +199,17 @@ def sample(space: S.Space, rng: random.Random) -> Assignment:
     return values
 
 
-def default_assignment(space: S.Space) -> Assignment:
-    """The first value of every active decision: a deterministic point of the space."""
+def default_assignment(space: S.Space, last: bool = False) -> Assignment:
+    """The first (or, with `last`, the last) value of every active decision: a deterministic
+    point of the space. The last values are often its extreme (deepest, widest) point."""
     values: Assignment = {}
     for entry in _plan(space):
         if entry.active is None or entry.active(values):
             d = entry.decision.domain
-            values[entry.name] = d.lo if isinstance(d, S.FloatRange) else d.enumerate()[0]
+            if isinstance(d, S.FloatRange):
+                values[entry.name] = d.hi if last else d.lo
+            else:
+                values[entry.name] = d.enumerate()[-1 if last else 0]
     return values
 
 
