@@ -68,3 +68,24 @@ def test_state_dict_keys_are_readable_and_deterministic():
     for key in ("conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight",
                 "layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias", "fc.weight"):
         assert key in keys
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_example_compiles_to_torch(name):
+    """Each example's first point builds and emits; an op the backend lacks is a located error."""
+    space = archlang.load(EXAMPLES / f"{name}.arch")
+    arch = archlang.fix(space, archlang.api.default_assignment(space))
+    unsupported = {layer.op for layer in arch.graph.layers} - {"input"} - set(_torch_builders())
+    if unsupported:
+        with pytest.raises(archlang.ArchError, match="the torch backend does not support op"):
+            arch.build("torch")
+        return
+    model = arch.build("torch")
+    assert sum(p.numel() for p in model.parameters()) == arch.cost.params
+    assert "import torch" in arch.emit("torch")
+
+
+def _torch_builders():
+    from archlang.backends.torch import BUILDERS
+
+    return BUILDERS
