@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import math
+import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,7 +132,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import random
 
     space = _load(args, args.file)
     rng = random.Random(args.seed)

@@ -8,6 +8,7 @@ compiles the best architecture.
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
@@ -50,7 +51,6 @@ def main() -> int:
     space = archlang.load(EXAMPLES / "digits_space.arch")
     OUT.mkdir(exist_ok=True)
     console.print(f"\nthree points of {space.name} (seed 0):")
-    import random
 
     rng = random.Random(0)
     for i in range(3):

@@ -9,6 +9,7 @@ every mistake of a spec in one run.
 from __future__ import annotations
 
 import difflib
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -539,7 +540,6 @@ class Lowerer:
         if total > 100_000:
             raise ArchError("repeat count depends on too many decisions to bound", span)
         out: set[Any] = set()
-        import itertools
 
         for combo in itertools.product(*domains):
             out.add(E.evaluate(value, dict(zip(names, combo))))

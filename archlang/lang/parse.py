@@ -7,6 +7,7 @@ error with a position, like any other.
 from __future__ import annotations
 
 import re
+from dataclasses import fields, replace
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -316,8 +317,6 @@ class _ToAst(Transformer):
 
 
 def _with_label(stmt, label: A.Label):
-    from dataclasses import replace
-
     return replace(stmt, label=label)
 
 
@@ -325,8 +324,6 @@ def _relocate(part, span: Span):
     """Give the expressions inside a label the label's position (their own is label-relative)."""
     if isinstance(part, str):
         return part
-    from dataclasses import fields, replace
-
     changes = {}
     for f in fields(part):
         value = getattr(part, f.name)
