@@ -5,8 +5,10 @@
     print(solution.status, solution.objective, solution.bound, solution.gap)
 
 A discrete space, its `require`s and its objective are compiled to a MILP by the generic
-formulation (`generic.py`): exact for costs that are sums of per-layer terms. pyomo and highspy are imported only inside this package (and only when
-`solve` runs). See docs/deepmad.md.
+formulation (`generic.py`), exact for costs that are sums of per-layer terms over small
+spaces, or by the staged formulation (`staged.py` recognises, `deepmad.py` encodes), exact for
+DeepMAD-like spaces of any size. pyomo and highspy are imported only inside this package (and
+only when `solve` runs). See docs/deepmad.md.
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from archlang.solvers.milp.terms import Unsupported
-
 from archlang.ir import space as S
+from archlang.solvers.milp.terms import Unsupported
 
 __all__ = ["solve", "Unsupported", "formulate"]
 
 
 def formulate(space: S.Space, which: str = "auto", progress: Callable[[str], None] = print):
-    """The formulation for a space (only 'generic' exists so far)."""
+    """The generic formulation for a space (the staged one has its own driver, see `solve`)."""
     from archlang.solvers.milp.program import objective_of
 
     metrics = {objective_of(space)[1]}
@@ -35,21 +36,49 @@ def formulate(space: S.Space, which: str = "auto", progress: Callable[[str], Non
     return Generic(space, metrics, progress=progress)
 
 
+FORMULATIONS = ("auto", "generic", "staged")
+
+
 def solve(space: S.Space, time_limit: float = 60.0, gap: float = 1e-4, threads: int = 1,
           verbose: bool = False, formulation: str = "auto", explain: bool = True,
           progress: Callable[[str], None] = lambda text: None) -> Any:
     """Solve the spec's problem; returns a `program.Solution` (status, objective, bound, gap,
-    seconds, assignment, metrics from the cost pass, conflicts when infeasible)."""
+    seconds, assignment, metrics from the cost pass, conflicts when infeasible).
+
+    `formulation`: "generic" (any small discrete space), "staged" (DeepMAD-like spaces of
+    stages of bottleneck blocks, any size; `deepmad.py`), or "auto": generic when it can
+    encode the space, else staged; `Unsupported` with both reasons when neither applies.
+    """
+    import archlang
     from archlang.solvers.milp.program import Settings
     from archlang.solvers.milp.program import solve as run
 
-    import archlang
-
-    chosen = formulate(space, formulation, progress)
+    if formulation not in FORMULATIONS:
+        raise Unsupported(f"unknown formulation '{formulation}' (one of "
+                          f"{', '.join(FORMULATIONS)})")
 
     def check(assignment):
         arch = archlang.fix(space, assignment)
         return arch.metrics(), arch.violations()
 
     settings = Settings(time_limit, gap, threads, verbose, explain)
-    return run(space, chosen, settings, check, progress)
+    why_not_generic = None
+    if formulation in ("auto", "generic"):
+        try:
+            chosen = formulate(space, "generic", progress)
+        except Unsupported as exc:
+            if formulation == "generic":
+                raise
+            why_not_generic = exc.message
+            progress(f"generic formulation refused ({exc.message}); trying the staged one")
+        else:
+            return run(space, chosen, settings, check, progress)
+    from archlang.solvers.milp.deepmad import solve_staged
+
+    try:
+        return solve_staged(space, settings, check, progress)
+    except Unsupported as exc:
+        if why_not_generic is None:
+            raise
+        raise Unsupported(f"{why_not_generic}; the staged (DeepMAD) formulation does not "
+                          f"apply either: {exc.message}") from None

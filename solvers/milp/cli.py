@@ -20,7 +20,9 @@ def register(subparsers) -> None:
     p.add_argument("--gap", type=float, default=1e-4, metavar="G",
                    help="relative optimality gap to stop at (default 1e-4)")
     p.add_argument("--threads", type=int, default=1, help="HiGHS threads (default 1)")
-    p.add_argument("--formulation", choices=("auto", "generic"), default="auto")
+    p.add_argument("--formulation", choices=("auto", "generic", "staged"), default="auto",
+                   help="generic (small spaces), staged (DeepMAD-like stages of bottleneck "
+                        "blocks), or auto: generic when it can encode the space, else staged")
     p.add_argument("--json", action="store_true", help="the certificate and costs as JSON")
     p.add_argument("-o", "--output", metavar="OUT.py", help="write the solution's source here")
     p.add_argument("--backend", default="torch", help="backend for -o (default torch)")
@@ -36,10 +38,9 @@ def _status_line(text: str) -> None:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from archlang.solvers.milp import solve
-
     from archlang import api
     from archlang.cli import _load, _si
+    from archlang.solvers.milp import solve
 
     space = _load(args, args.file)
     solution = solve(space, time_limit=args.time_limit, gap=args.gap, threads=args.threads,

@@ -25,6 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyomo.environ as pyo
+
+from archlang.errors import ArchError
+from archlang.ir import expr as E
+from archlang.ir import space as S
+from archlang.passes.elaborate import elaborate
+from archlang.passes.metrics import compute as compute_metrics
 from archlang.solvers.milp.terms import (
     ADDITIVE,
     INACTIVE,
@@ -37,12 +43,6 @@ from archlang.solvers.milp.terms import (
     joint_values,
     term_table,
 )
-
-from archlang.errors import ArchError
-from archlang.ir import expr as E
-from archlang.ir import space as S
-from archlang.passes.elaborate import elaborate
-from archlang.passes.metrics import compute as compute_metrics
 
 DEFAULT_LIMIT = 200_000  # joint values of one group
 

@@ -67,6 +67,25 @@ def lsum(items: Iterable[tuple[float, int]], const: float = 0.0) -> Lin:
     return Lin(terms, const)
 
 
+def new_highs() -> Any:
+    """A `highspy.Highs`, its one-time banner (printed by the C++ library on file descriptor 1)
+    sent to stderr, so that `archlang solve --json` writes only JSON on stdout."""
+    import os
+    import sys
+
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    return h
+
+
 class Model:
     """Columns and rows, passed to a `highspy.Highs` in one go."""
 
@@ -111,7 +130,7 @@ class Model:
     def highs(self, objective: Lin, maximize: bool, options: dict[str, Any]) -> Any:
         import highspy
 
-        h = highspy.Highs()
+        h = new_highs()
         h.setOptionValue("output_flag", False)
         for k, v in options.items():
             h.setOptionValue(k, v)

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyomo.environ as pyo
-from archlang.solvers.milp.terms import Unsupported
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
 from archlang.errors import ArchError
 from archlang.ir import expr as E
 from archlang.ir import space as S
+from archlang.solvers.milp.terms import Unsupported
 
 _COMPARE = ("<=", "<", ">=", ">", "==")
 
@@ -124,6 +124,9 @@ class Settings:
 
 
 def _solver(settings: Settings, time_limit: float | None = None) -> Highs:
+    from archlang.solvers.milp.lin import new_highs
+
+    new_highs()  # the library's banner goes to stderr, before pyomo makes its own instance
     opt = Highs()
     opt.config.time_limit = max(1.0, time_limit or settings.time_limit)
     opt.config.mip_gap = settings.gap

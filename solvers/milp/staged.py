@@ -21,14 +21,13 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from archlang.solvers.milp.terms import Unsupported
-
 from archlang.errors import ArchError
 from archlang.ir import expr as E
 from archlang.ir import space as S
 from archlang.passes.elaborate import elaborate
 from archlang.passes.metrics import compute as compute_metrics
 from archlang.passes.metrics import option_defaults
+from archlang.solvers.milp.terms import Unsupported
 
 SCORES = ("params", "macs", "entropy", "effectiveness", "depth_penalty", "entropy_score")
 

@@ -1,0 +1,150 @@
+"""A fast primal heuristic for staged spaces: an incumbent to start HiGHS from.
+
+Steady-state evolution in DeepMAD's style (population of the best 256, two single-stage
+mutations per child) followed by a first-improvement hill climb over single-decision steps.
+Points are scored with the closed form of `staged.scores` (no graph is built); candidates are
+ranked by (total relative violation of the requirements, -objective), so it also works from an
+infeasible start. It proves nothing: the MILP does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from archlang.ir import expr as E
+from archlang.ir import space as S
+from archlang.solvers.milp.staged import Point, Staged, assignment, scores
+
+Rank = tuple[float, float]  # (violation, -objective): smaller is better
+
+
+def ranker(space: S.Space, p: Staged, metric: str, sense: str) -> Callable[[Point], Rank]:
+    from archlang.solvers.milp.program import comparison
+
+    parts = [comparison(c) for c in space.constraints]
+
+    def rank(point: Point) -> Rank:
+        s = scores(p, point)
+        env: dict[str, Any] = {f"${k}": v for k, v in s.items()}
+        env.update(assignment(p, point))
+        bad = 0.0
+        for op, a, b in parts:
+            lhs, rhs = E.evaluate(a, env), E.evaluate(b, env)
+            excess = lhs - rhs if op in ("<=", "<") else rhs - lhs if op in (">=", ">") \
+                else abs(lhs - rhs)
+            if excess > 0:
+                bad += excess / max(abs(rhs), abs(lhs), 1e-9)
+        value = s[metric]
+        return bad, -value if sense == "maximize" else value
+
+    return rank
+
+
+def _mutate(p: Staged, point: Point, rng: random.Random) -> Point:
+    stem, stages = point
+    i = rng.randrange(len(stages) + 1)
+    if i == 0:
+        return rng.choice(p.stems), stages
+    st = p.stages[i - 1]
+    d, w, b, k = stages[i - 1]
+    what = rng.randrange(4)
+    if what == 0:
+        w = _near(st.widths, w * rng.choice((1.5, 1.25, 0.8, 0.6, 0.5)))
+    elif what == 1:
+        k = rng.choice(st.kernels)
+    elif what == 2:
+        b = _near(st.bottlenecks, b * rng.choice((1.5, 1.25, 0.8, 0.6, 0.5)))
+    else:
+        d = _near(st.depths, d + rng.choice((-2, -1, 1, 2)))
+    new = list(stages)
+    new[i - 1] = (d, w, b, k)
+    return stem, tuple(new)
+
+
+def _near(values: tuple[int, ...], x: float) -> int:
+    j = bisect.bisect_left(values, x)
+    cands = values[max(0, j - 1): j + 1]
+    return min(cands, key=lambda v: abs(v - x))
+
+
+def _steps(p: Staged, point: Point) -> list[Point]:
+    """Single-decision neighbours: the next value up or down of one decision."""
+    stem, stages = point
+    out = []
+    j = p.stems.index(stem)
+    out += [(p.stems[t], stages) for t in (j - 1, j + 1) if 0 <= t < len(p.stems)]
+    for i, (st, (d, w, b, k)) in enumerate(zip(p.stages, stages)):
+        for slot, values, cur in ((0, st.depths, d), (1, st.widths, w),
+                                  (2, st.bottlenecks, b), (3, st.kernels, k)):
+            j = values.index(cur)
+            for t in (j - 1, j + 1):
+                if 0 <= t < len(values):
+                    new = [d, w, b, k]
+                    new[slot] = values[t]
+                    out.append((stem, stages[:i] + (tuple(new),) + stages[i + 1:]))
+        # paired moves keep a ratio requirement satisfied while the width moves
+        for dw in (-1, 1):
+            jw, jb = st.widths.index(w), st.bottlenecks.index(b)
+            if 0 <= jw + dw < len(st.widths) and 0 <= jb + dw < len(st.bottlenecks):
+                new = (d, st.widths[jw + dw], st.bottlenecks[jb + dw], k)
+                out.append((stem, stages[:i] + (new,) + stages[i + 1:]))
+    return out
+
+
+def search(space: S.Space, p: Staged, metric: str, sense: str, seconds: float,
+           seed: int = 0, start: Point | None = None, stall: int = 20_000,
+           spans: list[dict[int, tuple[int, int]]] | None = None) -> tuple[Point, Rank]:
+    """Best point found in about `seconds` (its rank's violation is 0 if it is feasible).
+
+    `spans`: per stage, width -> (least, greatest) bottleneck the requirements allow; children
+    are clamped into it (as TinyNAS keeps b >= w / 10), so fewer are wasted."""
+    rng = random.Random(seed)
+
+    def repair(point: Point) -> Point:
+        if spans is None:
+            return point
+        stem, stages = point
+        out = []
+        for span, (d, w, b, k) in zip(spans, stages):
+            lo, hi = span.get(w, (b, b))
+            out.append((d, w, min(max(b, lo), hi), k))
+        return stem, tuple(out)
+
+    rank = ranker(space, p, metric, sense)
+    if start is None:  # widths doubling up to the largest, bottlenecks a quarter, shallow
+        n = len(p.stages)
+        start = (p.stems[-1], tuple(
+            (st.depths[0], _near(st.widths, st.widths[-1] / 2 ** (n - 1 - i)),
+             _near(st.bottlenecks, st.widths[-1] / 2 ** (n + 1 - i)), st.kernels[0])
+            for i, st in enumerate(p.stages)))
+    population = [(rank(start), start)]
+    seen = {start}
+    deadline = time.perf_counter() + seconds * 0.8
+    since = 0  # candidates since the best last improved: stop early on small spaces
+    while time.perf_counter() < deadline and since < stall:
+        since += 1
+        parent = population[rng.randrange(len(population))][1]
+        child = repair(_mutate(p, _mutate(p, parent, rng), rng))
+        if child in seen:
+            continue
+        seen.add(child)
+        r = rank(child)
+        if r < population[0][0]:
+            since = 0
+        bisect.insort(population, (r, child))
+        del population[256:]
+    best_rank, best = population[0]
+    deadline = time.perf_counter() + max(0.2 * seconds, 1.0)
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        for cand in _steps(p, best):
+            r = rank(cand)
+            if r < best_rank:
+                best, best_rank, improved = cand, r, True
+                break
+    return best, best_rank
