@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasbench_graph import machine, replace_section
+from timing import machine, replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "digits_space.arch"

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +33,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from timing import machine, replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "nasbench_graph.arch"
@@ -242,33 +242,6 @@ def summarise(runs: list[Run], strategies: list[str]) -> str:
 
 def _std(xs: list[float]) -> float:
     return statistics.stdev(xs) if len(xs) > 1 else 0.0
-
-
-def replace_section(path: Path, section: str, body: str) -> None:
-    """Put `body` under the `section` heading of a markdown file, leaving the rest alone."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == section), None)
-    block = [section, "", *body.rstrip().splitlines(), ""]
-    if start is None:
-        lines = [*lines, "", *block] if lines and lines[-1].strip() else [*lines, *block]
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        lines = lines[:start] + block + lines[end:]
-    path.write_text("\n".join(lines).rstrip() + "\n")
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs visible (shared), Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> int:

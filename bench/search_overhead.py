@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from timing import machine, replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,18 +82,6 @@ def run(space, name: str, trials: int, seed: int = 0) -> dict[str, float]:
             "state_kb": len(text) / 1000}
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
@@ -136,19 +124,7 @@ def write(rows, trials: int) -> None:
               "not the strategy's; it grows with the trials for MCTS and SMBO (their feedback "
               "history), so the loop skips a checkpoint when checkpoints have taken 5% of the "
               "run's time (see docs/search.md).", ""]
-    replace_section(ROOT / "BENCHMARKS.md", SECTION, "\n".join(lines))
-
-
-def replace_section(path: Path, title: str, body: str) -> None:
-    """Replace the `title` section (up to the next '## ') or append it; leave others alone."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(title + "\n")
-    if start < 0:
-        text = text.rstrip() + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + len(title))
-        text = text[:start] + body + ("" if end < 0 else text[end:])
-    path.write_text(text.rstrip() + "\n")
+    replace_section(ROOT / "BENCHMARKS.md", SECTION, "\n".join(lines[2:]))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def measure(fn: Callable[[], object], repeat: int = 7, number: int = 1,
@@ -58,6 +60,28 @@ def side_by_side(name: str, ours: Callable[[], object], baseline: Callable[[], o
 
 
 def machine() -> str:
-    import os
+    """The CPU model, core count and Python version, for the record in BENCHMARKS.md."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+def replace_section(path: Path, section: str, body: str) -> None:
+    """Put `body` under the `section` heading of a markdown file, leaving the rest alone."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == section), None)
+    block = [section, "", *body.rstrip().splitlines(), ""]
+    if start is None:
+        lines = [*lines, "", *block] if lines and lines[-1].strip() else [*lines, *block]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        lines = lines[:start] + block + lines[end:]
+    path.write_text("\n".join(lines).rstrip() + "\n")
