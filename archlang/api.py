@@ -66,7 +66,8 @@ def _lower(source: Source, root: Path | None, params, arch: str | None, checked:
     if arch is None:
         if len(program.archs) > 1:
             names = ", ".join(a.name for a in program.archs)
-            raise ArchError(f"'{source.path}' defines several archs ({names}); pick one")
+            raise ArchError(f"'{source.path}' defines several archs ({names}); pick one with "
+                            "--arch NAME")
         definition = program.archs[0]
     else:
         definition = next((a for a in program.archs if a.name == arch), None)
