@@ -164,6 +164,10 @@ class Architecture:
 
     def metrics(self) -> dict[str, Any]:
         """Every registered metric (costs, zero-cost scores) under the spec's options."""
+        return dict(self._metrics)
+
+    @cached_property
+    def _metrics(self) -> dict[str, Any]:
         return compute_metrics(self.graph, options=dict(self.space.options))
 
     def violations(self, measured: Mapping[str, Any] | None = None) -> list[str]:

@@ -39,10 +39,6 @@ class Span:
     def path(self) -> str:
         return self.source.path if self.source else "<spec>"
 
-    @staticmethod
-    def start_of(source: Source) -> Span:
-        return Span(source, 1, 1, 1, 2)
-
 
 class ArchError(Exception):
     """One user error, at a position in a spec when there is one."""

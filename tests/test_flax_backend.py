@@ -316,7 +316,11 @@ def model_size(graph: Graph) -> int:
     return sum(layer.params for layer in graph.layers)
 
 
-@pytest.mark.parametrize("name", SUPPORTED)
+# deepmad_r34/r50 share deepmad_r18's first point, so their golden files would be copies
+GOLDEN_CASES = [n for n in SUPPORTED if n not in ("deepmad_r34", "deepmad_r50")]
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
 def test_example_emitted_source_is_golden(name: str) -> None:
     graph = example_graphs()[name]
     text = emit(graph)

@@ -27,10 +27,6 @@ class Layer:
     macs: int = 0
     span: Span | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def label(self) -> str:
-        return self.path.rsplit(".", 1)[-1]
-
 
 @dataclass(frozen=True, slots=True)
 class Graph:

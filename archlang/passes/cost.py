@@ -59,7 +59,19 @@ def _register() -> None:
         "depth": "weighted layers (conv, linear, attention, ...) on the longest path",
     }
     for name, doc in docs.items():
-        register_metric(name, doc, lambda graph, options, name=name: getattr(cost(graph), name))
+        register_metric(name, doc,
+                        lambda graph, options, name=name: getattr(_cost_once(graph), name))
+
+
+_last: tuple[Graph | None, Cost] = (None, Cost())
+
+
+def _cost_once(graph: Graph) -> Cost:
+    """cost(graph), remembered for the last graph: the five cost metrics share one pass."""
+    global _last
+    if _last[0] is not graph:
+        _last = (graph, cost(graph))
+    return _last[1]
 
 
 _register()
