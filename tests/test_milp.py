@@ -184,14 +184,21 @@ STAGED_CASES = [
 ]
 
 
+@pytest.mark.parametrize("formulation", ["staged", "staged-boxes"])
 @pytest.mark.parametrize("body", STAGED_CASES)
-def test_staged_equals_brute_force_on_the_cost_pass(body):
-    """Two stages, every point scored by archlang's own cost pass."""
+def test_staged_equals_brute_force_on_the_cost_pass(body, formulation):
+    """Two stages, every point scored by archlang's own cost pass; the HiGHS model and the
+    box branch and bound (which maximises entropy scores only, and says so otherwise)."""
     space = staged_space((2, 2), body)
     assert space.size <= 2000
     expected = brute_force(space)
-    solution = solve(space, time_limit=60, formulation="staged")
+    if formulation == "staged-boxes" and space.objectives[0].sense == "minimize":
+        with pytest.raises(Unsupported, match="maximises entropy"):
+            solve(space, time_limit=60, formulation=formulation)
+        return
+    solution = solve(space, time_limit=60, formulation=formulation)
     assert solution.formulation.startswith("staged")
+    assert ("boxes" in solution.formulation) == (formulation == "staged-boxes")
     assert solution.status == "optimal" and solution.gap <= 1e-4
     assert solution.objective == pytest.approx(expected, rel=1e-7)
     metric = space.objectives[0].metric
@@ -280,3 +287,122 @@ def test_cli_solves_deepmad_r18_within_a_time_limit(run_cli):
     assert m["entropy_score"] == pytest.approx(data["objective"], rel=1e-6)
     assert m["params"] <= 11.69e6 and m["macs"] <= 1.82e9 and m["effectiveness"] <= 0.3
     assert time.perf_counter() - start < 45
+
+
+# ---------------------------------------------------------------- box branch and bound
+
+
+def _deepmad_r18():
+    from archlang.solvers.milp.staged import recognise
+    from tests.conftest import EXAMPLES
+
+    space = archlang.load(EXAMPLES / "deepmad_r18.arch")
+    return space, recognise(space)
+
+
+def _random_points(p, n, seed):
+    import random
+
+    rng = random.Random(seed)
+    for _ in range(n):
+        widths = sorted(rng.choice(st.widths[:128]) for st in p.stages)
+        yield rng.choice(p.stems), tuple(
+            (rng.choice(st.depths), w, max(8, -(-w // 80) * 8), rng.choice(st.kernels))
+            for st, w in zip(p.stages, widths))
+
+
+def test_scores_batch_equals_the_closed_form():
+    import numpy as np
+
+    from archlang.solvers.milp.staged import scores, scores_batch
+
+    _, p = _deepmad_r18()
+    points = list(_random_points(p, 30, 3))
+    for point in points:
+        want = scores(p, point)
+        got = scores_batch(p, *point)
+        for name, value in want.items():
+            assert float(got[name]) == pytest.approx(value, rel=1e-12)
+    # one stage as arrays, the rest fixed: element i is the point with that stage's option i
+    stem, stages = points[0]
+    d, w, b, k = (np.array([s[i] for s in (st for _, st in points)]) for i in range(4))
+    both = list(stages)
+    both[2] = tuple(np.array([pt[1][2][i] for pt in points]) for i in range(4))
+    batch = scores_batch(p, stem, both)
+    for i, pt in enumerate(points):
+        single = list(stages)
+        single[2] = pt[1][2]
+        assert float(batch["entropy_score"][i]) == pytest.approx(
+            scores(p, (stem, tuple(single)))["entropy_score"], rel=1e-12)
+    assert d.shape == w.shape == b.shape == k.shape
+
+
+def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere():
+    """A box holding one point, with zero multipliers, bounds that point's score exactly; with
+    any multipliers and chords it bounds it from above when the point meets the budgets; and
+    a wider box's bound is at least the best point inside it (checked on its random points)."""
+    import numpy as np
+
+    from archlang.solvers.milp.boxbb import Box, BoxSearch, _slot
+    from archlang.solvers.milp.staged import scores, tables
+
+    space, p = _deepmad_r18()
+    t = tables(space, p)
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", [list(x) for x in t.pairs],
+                      list(t.chains))
+
+    def box_of(point):
+        stem, stages = point
+        lo = [p.stems.index(stem)]
+        for st, (d, w, b, k) in zip(p.stages, stages):
+            lo += [st.depths.index(d), st.widths.index(w), st.bottlenecks.index(b),
+                   st.kernels.index(k)]
+        return Box(tuple(lo), tuple(lo))
+
+    rng = np.random.default_rng(0)
+    for point in _random_points(p, 12, 5):
+        exact = scores(p, point)
+        chords = [int(rng.integers(1, 40)) for _ in boxes.rho_ends]
+        r = boxes.relax(box_of(point), np.zeros(boxes.nduals), chords)
+        assert r.point == point
+        assert r.bound == pytest.approx(exact["entropy_score"], rel=1e-12)
+        duals = rng.uniform(0, 3000, boxes.nduals)
+        bound = boxes.relax(box_of(point), duals, chords).bound
+        meets = exact["macs"] <= 1.82e9 and exact["params"] <= 11.69e6 and \
+            exact["effectiveness"] <= 0.3
+        if meets:
+            assert bound >= exact["entropy_score"] - 1e-6
+    # a box around a point: width +-2 steps, every depth, bottleneck and kernel
+    stem, stages = next(_random_points(p, 1, 9))
+    box = box_of((stem, stages))
+    lo, hi = list(box.lo), list(box.hi)
+    for t_, st in enumerate(p.stages):
+        s = _slot(t_, 1)
+        lo[s], hi[s] = max(0, lo[s] - 2), min(len(st.widths) - 1, hi[s] + 2)
+        for what, n in ((0, len(st.depths)), (2, len(st.bottlenecks)), (3, len(st.kernels))):
+            lo[_slot(t_, what)], hi[_slot(t_, what)] = 0, n - 1
+    box = Box(tuple(lo), tuple(hi))
+    r = boxes.relax(box, np.zeros(boxes.nduals), [10] * len(boxes.rho_ends))
+    rng2 = np.random.default_rng(1)
+    for _ in range(300):
+        pick = [int(rng2.integers(a, b + 1)) for a, b in zip(box.lo, box.hi)]
+        stages2 = tuple((st.depths[pick[_slot(i, 0)]], st.widths[pick[_slot(i, 1)]],
+                         st.bottlenecks[pick[_slot(i, 2)]], st.kernels[pick[_slot(i, 3)]])
+                        for i, st in enumerate(p.stages))
+        value = scores(p, (p.stems[pick[0]], stages2))["entropy_score"]
+        assert r.bound >= value - 1e-6
+
+
+def test_stage_moves_improve_and_keep_every_requirement():
+    from archlang.solvers.milp.heuristic import StageMoves, search
+    from archlang.solvers.milp.staged import assignment, scores
+
+    space, p = _deepmad_r18()
+    start, rank = search(space, p, "entropy_score", "maximize", 1.0)
+    assert rank[0] == 0.0
+    moves = StageMoves(space, p, "entropy_score", "maximize")
+    import time
+
+    better = moves.improve(start, time.perf_counter() + 30)
+    assert scores(p, better)["entropy_score"] > scores(p, start)["entropy_score"]
+    assert not archlang.fix(space, assignment(p, better)).violations()

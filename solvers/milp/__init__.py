@@ -36,7 +36,7 @@ def formulate(space: S.Space, which: str = "auto", progress: Callable[[str], Non
     return Generic(space, metrics, progress=progress)
 
 
-FORMULATIONS = ("auto", "generic", "staged")
+FORMULATIONS = ("auto", "generic", "staged", "staged-milp", "staged-boxes")
 
 
 def solve(space: S.Space, time_limit: float = 60.0, gap: float = 1e-4, threads: int = 1,
@@ -46,8 +46,11 @@ def solve(space: S.Space, time_limit: float = 60.0, gap: float = 1e-4, threads: 
     seconds, assignment, metrics from the cost pass, conflicts when infeasible).
 
     `formulation`: "generic" (any small discrete space), "staged" (DeepMAD-like spaces of
-    stages of bottleneck blocks, any size; `deepmad.py`), or "auto": generic when it can
-    encode the space, else staged; `Unsupported` with both reasons when neither applies.
+    stages of bottleneck blocks, any size: the HiGHS model of `deepmad.py` when it is small,
+    else the box branch and bound of `boxbb.py` if the problem maximises entropy or
+    entropy_score under macs/params/effectiveness budgets), "staged-milp" / "staged-boxes"
+    (one of the two), or "auto": generic when it can encode the space, else staged;
+    `Unsupported` with both reasons when neither applies.
     """
     import archlang
     from archlang.solvers.milp.program import Settings
@@ -76,7 +79,9 @@ def solve(space: S.Space, time_limit: float = 60.0, gap: float = 1e-4, threads: 
     from archlang.solvers.milp.deepmad import solve_staged
 
     try:
-        return solve_staged(space, settings, check, progress)
+        return solve_staged(space, settings, check, progress,
+                            engine={"staged-milp": "milp", "staged-boxes": "boxes"}.get(
+                                formulation, "auto"))
     except Unsupported as exc:
         if why_not_generic is None:
             raise

@@ -20,9 +20,12 @@ def register(subparsers) -> None:
     p.add_argument("--gap", type=float, default=1e-4, metavar="G",
                    help="relative optimality gap to stop at (default 1e-4)")
     p.add_argument("--threads", type=int, default=1, help="HiGHS threads (default 1)")
-    p.add_argument("--formulation", choices=("auto", "generic", "staged"), default="auto",
+    p.add_argument("--formulation", default="auto",
+                   choices=("auto", "generic", "staged", "staged-milp", "staged-boxes"),
                    help="generic (small spaces), staged (DeepMAD-like stages of bottleneck "
-                        "blocks), or auto: generic when it can encode the space, else staged")
+                        "blocks: the HiGHS model when small, else box branch and bound), "
+                        "staged-milp or staged-boxes (one of the two), or auto: generic when "
+                        "it can encode the space, else staged")
     p.add_argument("--json", action="store_true", help="the certificate and costs as JSON")
     p.add_argument("-o", "--output", metavar="OUT.py", help="write the solution's source here")
     p.add_argument("--backend", default="torch", help="backend for -o (default torch)")
@@ -72,8 +75,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     print(f"{space.name}: {solution.status}  objective {solution.objective:.6g}  "
           f"bound {solution.bound if solution.bound is None else f'{solution.bound:.6g}'}  "
           f"gap {gap}  {solution.seconds:.2f} s")
-    print(f"formulation: {solution.formulation} ({solution.size.get('variables', 0):,} "
-          f"variables, {solution.size.get('binaries', 0):,} binary)")
+    size = ", ".join(f"{v:,} {k}" for k, v in solution.size.items())
+    print(f"formulation: {solution.formulation} ({size})")
     print("assignment: " + json.dumps(solution.assignment))
     m = solution.metrics
     costs = [f"params {m['params']:,}", f"MACs {_si(m['macs'])}"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from archlang.ir import expr as E
 from archlang.ir import space as S
-from archlang.solvers.milp.staged import Point, Staged, assignment, scores
+from archlang.solvers.milp.staged import Point, Staged, assignment, scores, scores_batch
 
 Rank = tuple[float, float]  # (violation, -objective): smaller is better
 
@@ -148,3 +148,91 @@ def search(space: S.Space, p: Staged, metric: str, sense: str, seconds: float,
                 best, best_rank, improved = cand, r, True
                 break
     return best, best_rank
+
+
+# ---------------------------------------------------------------- exact stage moves
+
+
+class StageMoves:
+    """Local search whose move re-chooses one stage (depth, width, bottleneck, kernel) -- or
+    the stem width -- optimally with every other decision fixed: all of the stage's options
+    are scored at once (`staged.scores_batch`). Needs the requirements to be per-stage pairs,
+    width chains and `metric <= constant` budgets (`boxbb.budgets`)."""
+
+    def __init__(self, space: S.Space, p: Staged, metric: str, sense: str) -> None:
+        import numpy as np
+
+        from archlang.solvers.milp.boxbb import budgets
+        from archlang.solvers.milp.staged import tables
+
+        self.p, self.metric = p, metric
+        self.sign = 1.0 if sense == "maximize" else -1.0
+        self.budgets = budgets(space)
+        self.tables = tables(space, p)
+        self.options = []  # per stage: (d, w, b, k, width index) arrays over every option
+        for st, pairs in zip(p.stages, self.tables.pairs):
+            wi = np.array([a for a, _ in pairs])
+            bi = np.array([b for _, b in pairs])
+            shape = (len(st.depths), len(pairs), len(st.kernels))
+            d = np.broadcast_to(np.array(st.depths)[:, None, None], shape).ravel()
+            w = np.broadcast_to(np.array(st.widths)[wi][None, :, None], shape).ravel()
+            b = np.broadcast_to(np.array(st.bottlenecks)[bi][None, :, None], shape).ravel()
+            k = np.broadcast_to(np.array(st.kernels)[None, None, :], shape).ravel()
+            widx = np.broadcast_to(wi[None, :, None], shape).ravel()
+            self.options.append((d, w, b, k, widx))
+
+    def _feasible(self, s: dict):
+        import numpy as np
+
+        ok = np.ones(np.shape(s["macs"]), dtype=bool)
+        for name, limit in (("macs", self.budgets.macs), ("params", self.budgets.params),
+                            ("effectiveness", self.budgets.rho)):
+            if limit is not None:
+                ok &= s[name] <= limit
+        return ok
+
+    def improve(self, point: Point, deadline: float) -> Point:
+        """Best-improvement stage moves until none improves (or the deadline)."""
+        import numpy as np
+
+        p = self.p
+        stem, stages = point
+        current = self.sign * scores(p, point)[self.metric]
+        improved = True
+        while improved and time.perf_counter() < deadline:
+            improved = False
+            for t in range(-1, len(p.stages)):
+                if t < 0:
+                    cand = np.array(p.stems, dtype=np.float64)
+                    s = scores_batch(p, cand, stages)
+                    ok = self._feasible(s)
+                    chain = self.tables.chains[0]
+                    if chain is not None:
+                        ok &= chain[:, p.stages[0].widths.index(stages[0][1])]
+                else:
+                    d, w, b, k, widx = self.options[t]
+                    trial = list(stages)
+                    trial[t] = (d, w, b, k)
+                    s = scores_batch(p, stem, trial)
+                    ok = self._feasible(s)
+                    prev = p.stems.index(stem) if t == 0 else \
+                        p.stages[t - 1].widths.index(stages[t - 1][1])
+                    chain = self.tables.chains[t]
+                    if chain is not None:
+                        ok &= chain[prev][widx]
+                    if t + 1 < len(p.stages) and self.tables.chains[t + 1] is not None:
+                        nxt = p.stages[t + 1].widths.index(stages[t + 1][1])
+                        ok &= self.tables.chains[t + 1][widx, nxt]
+                value = np.where(ok, self.sign * np.broadcast_to(s[self.metric], ok.shape),
+                                 -np.inf)
+                i = int(np.argmax(value))
+                if value[i] > current + 1e-9 * max(1.0, abs(current)):
+                    current = float(value[i])
+                    if t < 0:
+                        stem = p.stems[i]
+                    else:
+                        d, w, b, k, _ = self.options[t]
+                        stages = stages[:t] + ((int(d[i]), int(w[i]), int(b[i]), int(k[i])),) \
+                            + stages[t + 1:]
+                    improved = True
+        return stem, stages

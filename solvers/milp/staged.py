@@ -267,6 +267,95 @@ def _check(space: S.Space, p: Staged, n: int, seed: int, options: dict) -> None:
                                   f"{got[name]} at {point}, the cost pass {want[name]}")
 
 
+def feasible_pairs(space: S.Space, a: str, b: str, va: tuple, vb: tuple) -> set[tuple] | None:
+    """Joint values of decisions a, b allowed by the requirements reading only a and b (None if
+    no requirement reads exactly them)."""
+    cons = [c for c in space.constraints if not c.metrics and E.refs(c.expr) <= {a, b}
+            and E.refs(c.expr)]
+    if not cons:
+        return None
+    return {(x, y) for x in va for y in vb
+            if all(E.evaluate(c.expr, {a: x, b: y}) for c in cons)}
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Per stage: the allowed (width index, bottleneck index) pairs, and the allowed
+    (previous width, width) table as a boolean array (None: no requirement links them)."""
+
+    pairs: tuple[tuple[tuple[int, int], ...], ...]
+    chains: tuple
+
+
+def tables(space: S.Space, p: Staged) -> Tables:
+    """The requirements over decisions, read as per-stage pair tables and width chains;
+    `Unsupported` if some requirement over decisions is neither."""
+    import numpy as np
+
+    covered = set()
+    pairs, chains = [], []
+    prev_name, prev_vals = p.stem, p.stems
+    for st in p.stages:
+        fp = feasible_pairs(space, st.width, st.bottleneck, st.widths, st.bottlenecks)
+        pairs.append(tuple((a, b) for a, w in enumerate(st.widths)
+                           for b, v in enumerate(st.bottlenecks) if fp is None or (w, v) in fp))
+        ch = feasible_pairs(space, prev_name, st.width, prev_vals, st.widths)
+        chains.append(None if ch is None else
+                      np.array([[(c, w) in ch for w in st.widths] for c in prev_vals]))
+        covered |= {frozenset((st.width, st.bottleneck)), frozenset((prev_name, st.width))}
+        prev_name, prev_vals = st.width, st.widths
+    for c in space.constraints:
+        refs = E.refs(c.expr)
+        if not c.metrics and refs and not any(refs <= pair for pair in covered):
+            raise Unsupported(f"`require {c.text}` links decisions other than a stage's width "
+                              "and bottleneck or consecutive widths")
+    return Tables(tuple(pairs), tuple(chains))
+
+
 def depth_pattern_penalty(p: Staged, depths: Sequence[int]) -> float:
     d = list(depths)[-p.penalty_stages:] if p.penalty_stages else list(depths)
     return math.exp(statistics.pstdev(d))
+
+
+def scores_batch(p: Staged, stem, stages) -> dict:
+    """`scores` for many points at once: `stem` and each stage's (d, w, b, k) may be numpy
+    arrays (broadcast together). Used to evaluate every option of a stage in one step."""
+    import numpy as np
+
+    r = p.stem_res
+    k0 = p.stem_kernel
+    stem = np.asarray(stem, dtype=np.float64)
+    params = (p.in_channels * k0 * k0 + 2) * stem
+    macs = r * r * p.in_channels * k0 * k0 * stem
+    logsum = math.log(p.in_channels * k0 * k0) + 0.0 * stem
+    ends = []  # (log-sum so far, layers so far, channels, resolution)
+    c = stem
+    depth_total = 0.0
+    for (d, w, b, k), st in zip(stages, p.stages):
+        d, w, b, k = (np.asarray(x, dtype=np.float64) for x in (d, w, b, k))
+        if st.stride > 1:
+            ends.append((logsum, 1 + 3 * depth_total, c, st.res_in))
+        ri, ro = st.res_in, st.res_out
+        bbkk = b * b * k * k
+        params = params + c * b + 2 * b + bbkk + 2 * b + b * w + 2 * w + c * w + 2 * w \
+            + (d - 1) * (2 * w * b + bbkk + 4 * b + 2 * w)
+        macs = macs + ri * ri * c * b + ro * ro * (bbkk + b * w + c * w) \
+            + (d - 1) * ro * ro * (2 * w * b + bbkk)
+        lb = np.log(b * k * k) + np.log(b)
+        logsum = logsum + np.log(c) + lb + (d - 1) * (np.log(w) + lb)
+        depth_total = depth_total + d
+        c = w
+    ends.append((logsum, 1 + 3 * depth_total, c, p.stages[-1].res_out))
+    h = sum(a * np.log(rr * rr * cc) * p.half * ls
+            for a, (ls, _, cc, rr) in zip(p.alphas(), ends))
+    rho = None
+    for ls, n, _, _ in ends:
+        value = np.exp(np.log(n) - ls / n)
+        rho = value if rho is None else np.maximum(rho, value)
+    depths = [np.asarray(st_d, dtype=np.float64) for st_d, *_ in stages]
+    if p.penalty_stages:
+        depths = depths[-p.penalty_stages:]
+    mean = sum(depths) / len(depths)
+    q = np.exp(np.sqrt(sum((x - mean) ** 2 for x in depths) / len(depths)))
+    return {"params": params, "macs": macs, "entropy": h, "effectiveness": rho,
+            "depth_penalty": q, "entropy_score": h - p.beta * q}

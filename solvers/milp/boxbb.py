@@ -1,0 +1,622 @@
+"""Exact branch and bound over decision boxes for staged (DeepMAD-like) problems.
+
+The HiGHS model of `deepmad.py` is exact but its LP relaxation is weak (a fractional width
+one-hot lends its log to the entropy and its cost to nobody): at DeepMAD's size the root gap
+is about 40 %. This module certifies the same problems another way, by branch and bound over
+*boxes* -- an interval of values per decision -- with a Lagrangian bound per box:
+
+* the MAC and parameter budgets and the effectiveness limits ``rho_j <= rho*`` are priced with
+  multipliers (lambda, mu, nu_j >= 0). Effectiveness is ``Lambda_j >= g(n_j)`` with
+  ``g(n) = n log(n / rho*)`` convex in the cumulative depth; it is relaxed to a chord of g
+  between consecutive integers, which lies below g at every integer;
+* what is left is almost separable by stage. The entropy ``sum_j phi_j(c_j) Lambda_j`` couples
+  the width c_j at a scale end with every earlier stage's log-widths; each such product is
+  bounded with the box's largest c_j, except for the stage that owns c_j, which uses its own
+  value. A stage's first block reads the previous stage's width c: its log goes to the
+  previous stage (exact there), its costs use the box's smallest c;
+* per stage, the value is linear in the depth for each (width, bottleneck, kernel), so the
+  best per depth is a max over a small table (numpy); the depth penalty couples the last
+  stages' depths and is maximised over their joint table exactly.
+
+Any multipliers give a valid upper bound; they are improved per box by subgradient steps
+(Polyak's rule towards the incumbent), warm-started from the parent box. Boxes whose bound is
+within the gap of the incumbent are closed; the others are split (the width whose box
+relaxes most first, then depths, bottlenecks, kernels). When every box is closed the
+incumbent is optimal within the gap: the certificate is the largest bound of the boxes closed
+last, which is what `bound` reports. Pure numpy: no solver library.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from archlang.ir import expr as E
+from archlang.ir import space as S
+from archlang.solvers.milp.staged import Point, Staged, scores
+from archlang.solvers.milp.terms import Unsupported
+
+RHO_SCALE = 100.0  # effectiveness rows are in log-width units (hundreds): scale to ~1
+
+
+@dataclass(frozen=True)
+class Budgets:
+    macs: float | None
+    params: float | None
+    rho: float | None
+
+
+def _metric_bound(c: S.Constraint) -> tuple[str, float]:
+    """`metric <= constant` (or `constant >= metric`) -> (metric, constant)."""
+    from archlang.solvers.milp.program import comparison
+
+    op, a, b = comparison(c)
+    if op in (">=", ">"):
+        a, b = b, a
+    elif op not in ("<=", "<"):
+        raise Unsupported(f"`require {c.text}` is not an upper bound on a metric")
+    if isinstance(a, E.Ref) and a.name.startswith("$") and not E.refs(b):
+        value = E.evaluate(b, {})
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return a.name[1:], float(value)
+    raise Unsupported(f"`require {c.text}` is not `metric <= constant`")
+
+
+def budgets(space: S.Space) -> Budgets:
+    found: dict[str, float] = {}
+    for c in space.constraints:
+        if not c.metrics:
+            continue
+        name, value = _metric_bound(c)
+        if name not in ("macs", "params", "effectiveness"):
+            raise Unsupported(f"`require {c.text}`: the box search bounds only macs, params "
+                              "and effectiveness")
+        found[name] = min(value, found.get(name, math.inf))
+    return Budgets(found.get("macs"), found.get("params"), found.get("effectiveness"))
+
+
+# ---------------------------------------------------------------- per-stage tables
+
+
+@dataclass
+class StageTable:
+    """Every allowed (width, bottleneck) pair of a stage and, per pair and kernel, the stage's
+    log-widths and costs split into first block, each further block, and the part that
+    multiplies the input width c."""
+
+    wi: np.ndarray  # (P,) width index of each pair
+    bi: np.ndarray  # (P,) bottleneck index
+    logw: np.ndarray  # (P,)
+    u: np.ndarray  # (P, K) log(b k^2) + log b: the first block's own logs (log c aside)
+    v: np.ndarray  # (P, K) logs of each further block
+    m1: np.ndarray  # MACs of the first block without the c terms
+    m2: np.ndarray  # MACs of each further block
+    gm: np.ndarray  # MACs per unit of c
+    p1: np.ndarray
+    p2: np.ndarray
+    gp: np.ndarray
+    depths: np.ndarray  # (D,) depth values
+
+
+def stage_table(st, pairs: list[tuple[int, int]]) -> StageTable:
+    wi = np.array([a for a, _ in pairs], dtype=np.int64)
+    bi = np.array([b for _, b in pairs], dtype=np.int64)
+    w = np.array(st.widths, dtype=np.float64)[wi][:, None]
+    b = np.array(st.bottlenecks, dtype=np.float64)[bi][:, None]
+    k = np.array(st.kernels, dtype=np.float64)[None, :]
+    r2, big = float(st.res_out ** 2), float(st.res_in ** 2)
+    bbkk = b * b * k * k
+    u = np.log(b * k * k) + np.log(b)
+    return StageTable(
+        wi, bi, np.log(w[:, 0]), u, np.log(w) + u,
+        r2 * (bbkk + b * w), r2 * (2 * w * b + bbkk), np.broadcast_to(big * b + r2 * w, u.shape),
+        bbkk + 4 * b + b * w + 4 * w, 2 * w * b + bbkk + 4 * b + 2 * w,
+        np.broadcast_to(b + w, u.shape), np.array(st.depths, dtype=np.float64))
+
+
+# ---------------------------------------------------------------- boxes
+
+
+@dataclass(frozen=True)
+class Box:
+    """Index intervals [lo, hi] per decision: stem, then per stage (depth, width, bottleneck,
+    kernel)."""
+
+    lo: tuple[int, ...]
+    hi: tuple[int, ...]
+
+    def size(self, i: int) -> int:
+        return self.hi[i] - self.lo[i] + 1
+
+    def split(self, i: int, at: int) -> tuple[Box, Box]:
+        """[lo, at] and [at + 1, hi] along decision i."""
+        left_hi = list(self.hi)
+        left_hi[i] = at
+        right_lo = list(self.lo)
+        right_lo[i] = at + 1
+        return Box(self.lo, tuple(left_hi)), Box(tuple(right_lo), self.hi)
+
+
+def _slot(stage: int, what: int) -> int:
+    """Index in a box of stage's decision `what` (0 depth, 1 width, 2 bottleneck, 3 kernel)."""
+    return 1 + 4 * stage + what
+
+
+@dataclass
+class Relaxed:
+    """The Lagrangian relaxation's optimum in one box: bound, its subgradient, the point."""
+
+    bound: float
+    grad: np.ndarray
+    point: Point
+
+
+class BoxSearch:
+    """Branch and bound for one recognised problem (see the module doc)."""
+
+    def __init__(self, space: S.Space, p: Staged, metric: str, sense: str,
+                 pairs: list[list[tuple[int, int]]],
+                 chains: list[np.ndarray | None]) -> None:
+        if sense != "maximize" or metric not in ("entropy", "entropy_score"):
+            raise Unsupported("the box search maximises entropy or entropy_score")
+        self.p, self.space = p, space
+        self.beta = p.beta if metric == "entropy_score" else 0.0
+        self.metric = metric
+        self.budgets = budgets(space)
+        self.tables = [stage_table(st, pr) for st, pr in zip(p.stages, pairs)]
+        self.chains = chains  # per stage: allowed (previous width, width) table, or None
+        n = len(p.stages)
+        self.penalised = list(range(n - p.penalty_stages, n)) if p.penalty_stages else \
+            list(range(n))
+        if self.beta and len(self.penalised) > 3:
+            raise Unsupported("the box search tabulates the depth penalty over at most three "
+                              "stages")
+        self.ends = p.scale_ends()
+        self.alphas = p.alphas()
+        k0 = p.stem_kernel
+        self.stem_k2 = p.in_channels * k0 * k0
+        self.log0 = math.log(self.stem_k2)
+        self.stems = np.array(p.stems, dtype=np.float64)
+        # effectiveness rows: scale ends after at least one stage
+        self.rho_ends = [j for j, (i, _) in enumerate(self.ends) if i > 0] \
+            if self.budgets.rho is not None else []
+        if self.budgets.rho is not None and self.log0 < -math.log(self.budgets.rho):
+            self.rho_ends = []  # the stem alone breaks it: `infeasible` below finds that
+        self.nduals = 2 + len(self.rho_ends)
+        from archlang.solvers.milp.heuristic import ranker
+
+        self._rank = ranker(space, p, metric, sense)
+
+    # ------------------------------------------------------------ widths of a box
+    def _width_values(self, box: Box, t: int) -> np.ndarray:
+        """Width values of stage t's box (t = -1: the stem)."""
+        if t < 0:
+            return self.stems[box.lo[0]: box.hi[0] + 1]
+        st = self.p.stages[t]
+        s = _slot(t, 1)
+        return np.array(st.widths[box.lo[s]: box.hi[s] + 1], dtype=np.float64)
+
+    def _g(self, n: float) -> float:
+        return n * math.log(n / self.budgets.rho)
+
+    # ------------------------------------------------------------ the bound
+    def relax(self, box: Box, duals: np.ndarray, chords: list[int]) -> Relaxed | None:
+        """Upper bound of the objective over `box` for multipliers `duals` = (lambda, mu,
+        nu...) and effectiveness chords at cumulative depths `chords`, with its subgradient
+        and the relaxation's optimum as a point; None if the box has no (width, bottleneck)
+        pair the requirements allow."""
+        p, ends = self.p, self.ends
+        nst = len(p.stages)
+        M = self.budgets.macs or 0.0
+        P = self.budgets.params or 0.0
+        lam = duals[0] / M if M else 0.0
+        mu = duals[1] / P if P else 0.0
+        nu = np.zeros(len(ends))
+        slope = np.zeros(len(ends))
+        const = duals[0] + duals[1]
+        for r, j in enumerate(self.rho_ends):
+            nu[j] = duals[2 + r] / RHO_SCALE
+            d0 = chords[r]
+            g0, g1 = self._g(1 + 3 * d0), self._g(1 + 3 * (d0 + 1))
+            slope[j] = g1 - g0
+            const -= nu[j] * (g0 - slope[j] * d0)
+        # phi_j at the box's widest c_j, and the owner stage of each scale end (-1: stem)
+        owner = [i - 1 for i, _ in ends]
+        hi_c = [self._width_values(box, o)[-1] for o in owner]
+        phi_hi = [self.p.half * a * math.log(res * res * c) + nu[j]
+                  for j, (a, (_, res), c) in enumerate(zip(self.alphas, ends, hi_c))]
+
+        def coef(t: int, own: bool) -> float:
+            """Sum of phi_hi over the ends whose Lambda includes stage t's own logs (own=True
+            skips the end that stage t owns)."""
+            return sum(phi_hi[j] for j, (i, _) in enumerate(ends)
+                       if i > t and not (own and owner[j] == t))
+
+        total = const
+        grad = np.zeros(self.nduals)
+        grad[0] = 1.0 if M else 0.0
+        grad[1] = 1.0 if P else 0.0
+        # ---- stem
+        s_vals = self._width_values(box, -1)
+        s_val = coef(0, False) * np.log(s_vals) - lam * p.stem_res ** 2 * self.stem_k2 * s_vals \
+            - mu * (self.stem_k2 + 2) * s_vals
+        for j, (_, res) in enumerate(ends):  # phi_j * log0 of the ends the stem owns
+            if owner[j] == -1:
+                s_val = s_val + (p.half * self.alphas[j] * np.log(res * res * s_vals)
+                                 + nu[j]) * self.log0
+        si = int(np.argmax(s_val))
+        total += float(s_val[si])
+        stem = int(s_vals[si])
+        lam_macs = p.stem_res ** 2 * self.stem_k2 * stem
+        params = (self.stem_k2 + 2) * stem
+        logs_to = {j: self.log0 for j in range(len(ends))}  # Lambda_j at the relaxed point
+        for j, (i, _) in enumerate(ends):
+            if i > 0:
+                logs_to[j] += math.log(stem)
+        # ---- stages
+        per_depth: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        chosen: list[tuple[int, int, int, int] | None] = [None] * nst
+        for t, tab in enumerate(self.tables):
+            dl, dh = box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]
+            wl, wh = box.lo[_slot(t, 1)], box.hi[_slot(t, 1)]
+            bl, bh = box.lo[_slot(t, 2)], box.hi[_slot(t, 2)]
+            kl, kh = box.lo[_slot(t, 3)], box.hi[_slot(t, 3)]
+            mask = (tab.wi >= wl) & (tab.wi <= wh) & (tab.bi >= bl) & (tab.bi <= bh)
+            rows = np.flatnonzero(mask)
+            if rows.size == 0:
+                return None
+            c_lo = self._width_values(box, t - 1)[0]
+            ks = slice(kl, kh + 1)
+            K_other = coef(t, True)
+            own = [j for j in range(len(ends)) if owner[j] == t]
+            logw = tab.logw[rows][:, None]
+            K = np.full((rows.size, 1), K_other)
+            extra = np.zeros((rows.size, 1))
+            for j in own:
+                res = ends[j][1]
+                phi = p.half * self.alphas[j] * (math.log(res * res) + logw) + nu[j]
+                K = K + phi
+                extra = extra + phi * self.log0  # Lambda_j's stem term
+            nxt = coef(t + 1, False) if t + 1 < nst else 0.0
+            dcoef = -sum(nu[j] * slope[j] for j, (i, _) in enumerate(ends) if i > t)
+            u, v = tab.u[rows, ks], tab.v[rows, ks]
+            A = K * u + nxt * logw + extra \
+                - lam * (tab.m1[rows, ks] + c_lo * tab.gm[rows, ks]) \
+                - mu * (tab.p1[rows, ks] + c_lo * tab.gp[rows, ks]) + dcoef
+            B = K * v - lam * tab.m2[rows, ks] - mu * tab.p2[rows, ks] + dcoef
+            depths = tab.depths[dl: dh + 1]
+            if t in self.penalised and self.beta:
+                vals = A.ravel()[None, :] + (depths[:, None] - 1) * B.ravel()[None, :]
+                arg = np.argmax(vals, axis=1)
+                best = vals[np.arange(len(depths)), arg]
+                per_depth[t] = (depths, best, arg)
+                continue
+            d_lo, d_hi = depths[0], depths[-1]
+            lo_v = A + (d_lo - 1) * B
+            hi_v = A + (d_hi - 1) * B
+            use_hi = hi_v > lo_v
+            vals = np.where(use_hi, hi_v, lo_v)
+            flat = int(np.argmax(vals))
+            total += float(vals.ravel()[flat])
+            r, kk = divmod(flat, vals.shape[1])
+            d = d_hi if use_hi.ravel()[flat] else d_lo
+            chosen[t] = (int(d), int(rows[r]), kl + kk, r)
+        if per_depth:
+            order = sorted(per_depth)
+            grids = np.meshgrid(*[per_depth[t][1] for t in order], indexing="ij")
+            value = sum(grids)
+            dgrids = np.meshgrid(*[per_depth[t][0] for t in order], indexing="ij")
+            stack = np.stack(dgrids)
+            q = np.exp(np.std(stack, axis=0))
+            value = value - self.beta * q
+            flat = int(np.argmax(value))
+            total += float(value.ravel()[flat])
+            idx = np.unravel_index(flat, value.shape)
+            for t, ix in zip(order, idx):
+                depths, _, arg = per_depth[t]
+                kl = box.lo[_slot(t, 3)]
+                nk = box.hi[_slot(t, 3)] - kl + 1
+                r, kk = divmod(int(arg[ix]), nk)
+                tab = self.tables[t]
+                wl, wh = box.lo[_slot(t, 1)], box.hi[_slot(t, 1)]
+                bl, bh = box.lo[_slot(t, 2)], box.hi[_slot(t, 2)]
+                rows = np.flatnonzero((tab.wi >= wl) & (tab.wi <= wh) & (tab.bi >= bl)
+                                      & (tab.bi <= bh))
+                chosen[t] = (int(depths[ix]), int(rows[r]), kl + kk, r)
+        # ---- the relaxed point's constraint values (the subgradient) and the real point
+        macs_rel, params_rel = float(lam_macs), float(params)
+        stages = []
+        depth_sum = 0
+        for t, (st, tab) in enumerate(zip(p.stages, self.tables)):
+            d, row, k, _ = chosen[t]
+            c_lo = self._width_values(box, t - 1)[0]
+            macs_rel += tab.m1[row, k] + (d - 1) * tab.m2[row, k] + c_lo * tab.gm[row, k]
+            params_rel += tab.p1[row, k] + (d - 1) * tab.p2[row, k] + c_lo * tab.gp[row, k]
+            w = st.widths[tab.wi[row]]
+            stages.append((d, w, st.bottlenecks[tab.bi[row]], st.kernels[k]))
+            depth_sum += d
+            for j, (i, _) in enumerate(ends):
+                if i > t:
+                    logs_to[j] += tab.u[row, k] + (d - 1) * tab.v[row, k]
+                    if i > t + 1:
+                        logs_to[j] += tab.logw[row]
+        if M:
+            grad[0] = 1.0 - macs_rel / M
+        if P:
+            grad[1] = 1.0 - params_rel / P
+        cum = np.cumsum([d for d, *_ in stages])
+        for r, j in enumerate(self.rho_ends):
+            i = ends[j][0]
+            D = cum[i - 1]
+            d0 = chords[r]
+            g0, g1 = self._g(1 + 3 * d0), self._g(1 + 3 * (d0 + 1))
+            grad[2 + r] = (logs_to[j] - (g0 + (g1 - g0) * (D - d0))) / RHO_SCALE
+        return Relaxed(total, grad, (stem, tuple(stages)))
+
+    # ------------------------------------------------------------ boxes
+    def root(self) -> Box:
+        lo, hi = [0], [len(self.p.stems) - 1]
+        for st in self.p.stages:
+            lo += [0, 0, 0, 0]
+            hi += [len(st.depths) - 1, len(st.widths) - 1, len(st.bottlenecks) - 1,
+                   len(st.kernels) - 1]
+        return Box(tuple(lo), tuple(hi))
+
+    def propagate(self, box: Box) -> Box | None:
+        """Shrink the width intervals to values some neighbour in its interval allows (the
+        requirements between consecutive widths); None if an interval empties."""
+        lo, hi = list(box.lo), list(box.hi)
+        for _ in range(2):
+            for t, chain in enumerate(self.chains):
+                if chain is None:
+                    continue
+                a = 0 if t == 0 else _slot(t - 1, 1)
+                b = _slot(t, 1)
+                sub = chain[lo[a]: hi[a] + 1, lo[b]: hi[b] + 1]
+                cur = np.flatnonzero(sub.any(axis=0))
+                prev = np.flatnonzero(sub.any(axis=1))
+                if cur.size == 0 or prev.size == 0:
+                    return None
+                lo[b], hi[b] = lo[b] + int(cur[0]), lo[b] + int(cur[-1])
+                lo[a], hi[a] = lo[a] + int(prev[0]), lo[a] + int(prev[-1])
+        return Box(tuple(lo), tuple(hi))
+
+    def chord_points(self, box: Box, point: Point | None) -> list[int]:
+        """Where to take each effectiveness chord: the relaxed point's cumulative depth,
+        clamped to the box's range (exact when the box fixes the depths)."""
+        out = []
+        for j in self.rho_ends:
+            i = self.ends[j][0]
+            dlo = sum(self.tables[t].depths[box.lo[_slot(t, 0)]] for t in range(i))
+            dhi = sum(self.tables[t].depths[box.hi[_slot(t, 0)]] for t in range(i))
+            want = dlo if point is None else sum(d for d, *_ in point[1][:i])
+            out.append(int(min(max(want, dlo), dhi)))
+        return out
+
+    def bound(self, box: Box, duals: np.ndarray, chords: list[int], target: float,
+              iterations: int) -> tuple[Relaxed | None, np.ndarray]:
+        """The best (least) bound over a few bundle steps from `duals`; stops early once the
+        bound is below `target` (the box can be closed)."""
+        solver = DualSolver(self.nduals)
+        best: Relaxed | None = None
+        best_duals = duals
+        pi = duals
+        for _ in range(iterations):
+            r = self.relax(box, pi, chords)
+            if r is None:
+                return None, duals
+            solver.add(r.bound, r.grad, pi)
+            if best is None or r.bound < best.bound:
+                best, best_duals = r, pi.copy()
+            if best.bound <= target:
+                break
+            model = solver.model_min()
+            if model is None:
+                break
+            low = model[0]
+            if best.bound - low <= 1e-5 * abs(best.bound):
+                break
+            nxt = solver.next_point(best_duals, low + 0.3 * (best.bound - low))
+            if nxt is None:
+                break
+            pi = nxt
+        return best, best_duals
+
+    def feasible(self, point: Point) -> bool:
+        return self._rank(point)[0] == 0.0
+
+    def branch(self, box: Box, point: Point) -> list[Box]:
+        """Bisect the decision whose interval loosens the bound most (a weighted spread:
+        log-range of widths, weighted by the scale ends they own; depth range; bottleneck
+        log-range; kernels; stem)."""
+        own = {i - 1: a for a, (i, _) in zip(self.alphas, self.ends) if i > 0}
+        best_slot, best_score = -1, 0.0
+        for t, st in enumerate(self.p.stages):
+            cands = [(_slot(t, 0), st.depths, 0.15),
+                     (_slot(t, 1), st.widths, 1.0 + 2.0 * own.get(t, 0.0)),
+                     (_slot(t, 2), st.bottlenecks, 0.5),
+                     (_slot(t, 3), st.kernels, 0.5)]
+            for slot, values, weight in cands:
+                lo, hi = box.lo[slot], box.hi[slot]
+                if hi > lo:
+                    spread = (values[hi] - values[lo]) if slot == _slot(t, 0) else \
+                        math.log(values[hi] / values[lo])
+                    if weight * spread > best_score:
+                        best_slot, best_score = slot, weight * spread
+        if box.hi[0] > box.lo[0]:
+            spread = math.log(self.p.stems[box.hi[0]] / self.p.stems[box.lo[0]])
+            if 2.0 * spread > best_score:
+                best_slot = 0
+        if best_slot < 0:
+            return []
+        lo, hi = box.lo[best_slot], box.hi[best_slot]
+        return list(box.split(best_slot, (lo + hi) // 2))
+
+    def search(self, incumbent: Point | None, seconds: float, gap: float,
+               progress: Callable[[str], None] = lambda text: None,
+               iterations: int = 6) -> Outcome:
+        start = time.perf_counter()
+        best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
+        best = scores(self.p, best_point)[self.metric] if best_point is not None else None
+
+        def target() -> float:
+            return math.inf if best is None else best + gap * abs(best)
+
+        root = self.propagate(self.root())
+        heap: list[_Node] = []
+        seq = itertools.count()
+        duals0 = np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends))
+        if root is not None:
+            heapq.heappush(heap, _Node(-math.inf, next(seq), root, duals0,
+                                       self.chord_points(root, best_point)))
+        nodes = 0
+        closed_bound = -math.inf  # the largest bound of a box closed against the target
+        last_report = start
+        while heap:
+            if time.perf_counter() - start > seconds:
+                break
+            node = heapq.heappop(heap)
+            if -node.key <= target() and node.relaxed is not None:
+                closed_bound = max(closed_bound, -node.key)
+                continue
+            nodes += 1
+            r, duals = self.bound(node.box, node.duals, node.chords, target(), iterations)
+            if r is None:
+                continue
+            if self.feasible(r.point):
+                value = scores(self.p, r.point)[self.metric]
+                if _better(value, best):
+                    best, best_point = value, r.point
+                    progress(f"incumbent {self.metric} = {best:.6g} (node {nodes})")
+            if r.bound <= target():
+                closed_bound = max(closed_bound, min(r.bound, -node.key))
+                continue
+            for child in self.branch(node.box, r.point):
+                child = self.propagate(child)
+                if child is not None:
+                    heapq.heappush(heap, _Node(-min(r.bound, -node.key), next(seq), child, duals,
+                                               self.chord_points(child, r.point), r))
+            now = time.perf_counter()
+            if now - last_report > 5:
+                last_report = now
+                top = -heap[0].key if heap else closed_bound
+                progress(f"{nodes} boxes, {len(heap)} open, bound {top:.6g}, incumbent "
+                         f"{best if best is not None else float('nan'):.6g}")
+        seconds_used = time.perf_counter() - start
+        if heap:
+            bound = max(-heap[0].key, closed_bound)
+            status = "time_limit"
+        else:
+            bound = closed_bound if best is not None else -math.inf
+            status = "optimal" if best is not None else "infeasible"
+        return Outcome(status, best_point, best, bound, nodes, seconds_used)
+
+
+
+class DualSolver:
+    """Minimise a convex piecewise-linear function over duals >= 0 by a level bundle method:
+    cutting planes from each evaluation, next point the closest (max-norm) to the best one
+    whose model value is below a level between the model's minimum and the best value.
+    Small dimension (budgets + effectiveness rows), so each step is a tiny LP (HiGHS)."""
+
+    def __init__(self, n: int, upper: float = 1e7) -> None:
+        self.n, self.upper = n, upper
+        self.cuts: list[tuple[float, np.ndarray, np.ndarray]] = []
+
+    def add(self, value: float, grad: np.ndarray, at: np.ndarray) -> None:
+        self.cuts.append((value, grad.copy(), at.copy()))
+
+    _highs = None  # one instance for every small LP: thousands of instances exhaust HiGHS
+
+    def _lp(self, cost, rows, lower, upper, col_lower, col_upper):
+        import highspy
+
+        from archlang.solvers.milp.lin import new_highs
+
+        if DualSolver._highs is None:
+            DualSolver._highs = new_highs()
+            DualSolver._highs.setOptionValue("output_flag", False)
+        h = DualSolver._highs
+        h.clearModel()
+        n = len(cost)
+        h.addVars(n, np.array(col_lower), np.array(col_upper))
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), np.array(cost, dtype=np.float64))
+        for coefs, lo, hi in zip(rows, lower, upper):
+            idx = np.flatnonzero(coefs).astype(np.int32)
+            h.addRow(lo, hi, len(idx), idx, coefs[idx])
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        sol = h.getSolution()
+        return np.array(sol.col_value), h.getInfo().objective_function_value
+
+    def model_min(self) -> tuple[float, np.ndarray] | None:
+        """min theta s.t. theta >= value_s + grad_s (x - at_s), 0 <= x <= upper."""
+        n = self.n
+        rows, lower, upper = [], [], []
+        for value, grad, at in self.cuts:  # theta - grad x >= value - grad at
+            rows.append(np.concatenate([[1.0], -grad]))
+            lower.append(value - grad @ at)
+            upper.append(math.inf)
+        out = self._lp([1.0] + [0.0] * n, rows, lower, upper, [-math.inf] + [0.0] * n,
+                       [math.inf] + [self.upper] * n)
+        if out is None:
+            return None
+        x, obj = out
+        return obj, x[1:]
+
+    def next_point(self, best: np.ndarray, level: float) -> np.ndarray | None:
+        """The point closest to `best` in max-norm whose model value is <= level."""
+        n = self.n
+        rows, lower, upper = [], [], []
+        for value, grad, at in self.cuts:  # grad x <= level - value + grad at
+            rows.append(np.concatenate([grad, [0.0]]))
+            lower.append(-math.inf)
+            upper.append(level - value + grad @ at)
+        for i in range(n):  # |x_i - best_i| <= s
+            e = np.zeros(n + 1)
+            e[i], e[n] = 1.0, -1.0
+            rows.append(e)
+            lower.append(-math.inf)
+            upper.append(best[i])
+            e = np.zeros(n + 1)
+            e[i], e[n] = 1.0, 1.0
+            rows.append(e)
+            lower.append(best[i])
+            upper.append(math.inf)
+        out = self._lp([0.0] * n + [1.0], rows, lower, upper, [0.0] * (n + 1),
+                       [self.upper] * n + [math.inf])
+        return None if out is None else out[0][:n]
+
+
+@dataclass(order=True)
+class _Node:
+    key: float  # -bound (heapq pops the largest bound first)
+    seq: int
+    box: Box = None  # type: ignore[assignment]
+    duals: np.ndarray = None  # type: ignore[assignment]
+    chords: list[int] = None  # type: ignore[assignment]
+    relaxed: Relaxed | None = None
+
+
+@dataclass
+class Outcome:
+    status: str  # "optimal" (gap met), "time_limit"
+    point: Point | None
+    objective: float | None
+    bound: float
+    nodes: int
+    seconds: float
+
+
+def _better(a: float, b: float | None) -> bool:
+    return b is None or a > b
+
+
+__all__ = ["BoxSearch", "Box", "budgets"]
