@@ -339,7 +339,7 @@ def test_scores_batch_equals_the_closed_form():
 
 def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere():
     """A box holding one point, with zero multipliers, bounds that point's score exactly; with
-    any multipliers and chords it bounds it from above when the point meets the budgets; and
+    any multipliers it bounds it from above when the point meets the budgets; and
     a wider box's bound is at least the best point inside it (checked on its random points)."""
     import numpy as np
 
@@ -362,12 +362,11 @@ def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere():
     rng = np.random.default_rng(0)
     for point in _random_points(p, 12, 5):
         exact = scores(p, point)
-        chords = [int(rng.integers(1, 40)) for _ in boxes.rho_ends]
-        r = boxes.relax(box_of(point), np.zeros(boxes.nduals), chords)
+        r = boxes.relax(box_of(point), np.zeros(boxes.nduals))
         assert r.point == point
         assert r.bound == pytest.approx(exact["entropy_score"], rel=1e-12)
         duals = rng.uniform(0, 3000, boxes.nduals)
-        bound = boxes.relax(box_of(point), duals, chords).bound
+        bound = boxes.relax(box_of(point), duals).bound
         meets = exact["macs"] <= 1.82e9 and exact["params"] <= 11.69e6 and \
             exact["effectiveness"] <= 0.3
         if meets:
@@ -382,7 +381,7 @@ def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere():
         for what, n in ((0, len(st.depths)), (2, len(st.bottlenecks)), (3, len(st.kernels))):
             lo[_slot(t_, what)], hi[_slot(t_, what)] = 0, n - 1
     box = Box(tuple(lo), tuple(hi))
-    r = boxes.relax(box, np.zeros(boxes.nduals), [10] * len(boxes.rho_ends))
+    r = boxes.relax(box, np.zeros(boxes.nduals))
     rng2 = np.random.default_rng(1)
     for _ in range(300):
         pick = [int(rng2.integers(a, b + 1)) for a, b in zip(box.lo, box.hi)]

@@ -206,11 +206,10 @@ class BoxSearch:
         return n * math.log(n / self.budgets.rho)
 
     # ------------------------------------------------------------ the bound
-    def relax(self, box: Box, duals: np.ndarray, chords: list[int]) -> Relaxed | None:
+    def relax(self, box: Box, duals: np.ndarray) -> Relaxed | None:
         """Upper bound of the objective over `box` for multipliers `duals` = (lambda, mu,
-        nu...) and effectiveness chords at cumulative depths `chords`, with its subgradient
-        and the relaxation's optimum as a point; None if the box has no (width, bottleneck)
-        pair the requirements allow."""
+        nu...), with its subgradient and the relaxation's optimum as a point; None if the
+        box has no (width, bottleneck) pair the requirements allow."""
         p, ends = self.p, self.ends
         nst = len(p.stages)
         M = self.budgets.macs or 0.0
@@ -218,18 +217,12 @@ class BoxSearch:
         lam = duals[0] / M if M else 0.0
         mu = duals[1] / P if P else 0.0
         nu = np.zeros(len(ends))
-        slope = np.zeros(len(ends))
-        const = duals[0] + duals[1]
         for r, j in enumerate(self.rho_ends):
             nu[j] = duals[2 + r] / RHO_SCALE
-            d0 = chords[r]
-            g0, g1 = self._g(1 + 3 * d0), self._g(1 + 3 * (d0 + 1))
-            slope[j] = g1 - g0
-            const -= nu[j] * (g0 - slope[j] * d0)
         # phi_j at the box's widest c_j, and the owner stage of each scale end (-1: stem)
         owner = [i - 1 for i, _ in ends]
         hi_c = [self._width_values(box, o)[-1] for o in owner]
-        phi_hi = [self.p.half * a * math.log(res * res * c) + nu[j]
+        phi_hi = [p.half * a * math.log(res * res * c) + nu[j]
                   for j, (a, (_, res), c) in enumerate(zip(self.alphas, ends, hi_c))]
 
         def coef(t: int, own: bool) -> float:
@@ -238,10 +231,7 @@ class BoxSearch:
             return sum(phi_hi[j] for j, (i, _) in enumerate(ends)
                        if i > t and not (own and owner[j] == t))
 
-        total = const
-        grad = np.zeros(self.nduals)
-        grad[0] = 1.0 if M else 0.0
-        grad[1] = 1.0 if P else 0.0
+        total = duals[0] + duals[1]  # lambda (1 - macs / M) + mu (1 - params / P)
         # ---- stem
         s_vals = self._width_values(box, -1)
         s_val = coef(0, False) * np.log(s_vals) - lam * p.stem_res ** 2 * self.stem_k2 * s_vals \
@@ -253,111 +243,118 @@ class BoxSearch:
         si = int(np.argmax(s_val))
         total += float(s_val[si])
         stem = int(s_vals[si])
-        lam_macs = p.stem_res ** 2 * self.stem_k2 * stem
-        params = (self.stem_k2 + 2) * stem
-        logs_to = {j: self.log0 for j in range(len(ends))}  # Lambda_j at the relaxed point
-        for j, (i, _) in enumerate(ends):
-            if i > 0:
-                logs_to[j] += math.log(stem)
-        # ---- stages
-        per_depth: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        chosen: list[tuple[int, int, int, int] | None] = [None] * nst
+        # ---- stages: the best (pair, kernel) per depth
+        per_depth = []  # per stage: (depth values, best value per depth, argmax, rows)
         for t, tab in enumerate(self.tables):
             dl, dh = box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]
             wl, wh = box.lo[_slot(t, 1)], box.hi[_slot(t, 1)]
             bl, bh = box.lo[_slot(t, 2)], box.hi[_slot(t, 2)]
             kl, kh = box.lo[_slot(t, 3)], box.hi[_slot(t, 3)]
-            mask = (tab.wi >= wl) & (tab.wi <= wh) & (tab.bi >= bl) & (tab.bi <= bh)
-            rows = np.flatnonzero(mask)
+            rows = np.flatnonzero((tab.wi >= wl) & (tab.wi <= wh) & (tab.bi >= bl)
+                                  & (tab.bi <= bh))
             if rows.size == 0:
                 return None
             c_lo = self._width_values(box, t - 1)[0]
             ks = slice(kl, kh + 1)
-            K_other = coef(t, True)
-            own = [j for j in range(len(ends)) if owner[j] == t]
             logw = tab.logw[rows][:, None]
-            K = np.full((rows.size, 1), K_other)
+            K = np.full((rows.size, 1), coef(t, True))
             extra = np.zeros((rows.size, 1))
-            for j in own:
-                res = ends[j][1]
-                phi = p.half * self.alphas[j] * (math.log(res * res) + logw) + nu[j]
-                K = K + phi
-                extra = extra + phi * self.log0  # Lambda_j's stem term
-            nxt = coef(t + 1, False) if t + 1 < nst else 0.0
-            dcoef = -sum(nu[j] * slope[j] for j, (i, _) in enumerate(ends) if i > t)
-            u, v = tab.u[rows, ks], tab.v[rows, ks]
-            A = K * u + nxt * logw + extra \
+            for j in range(len(ends)):
+                if owner[j] == t:  # the end this stage owns: its own width, exactly
+                    phi = p.half * self.alphas[j] * (math.log(ends[j][1] ** 2) + logw) + nu[j]
+                    K = K + phi
+                    extra = extra + phi * self.log0  # Lambda_j's stem term
+            nxt = coef(t + 1, False) if t + 1 < nst else 0.0  # the next stage's log c
+            A = K * tab.u[rows, ks] + nxt * logw + extra \
                 - lam * (tab.m1[rows, ks] + c_lo * tab.gm[rows, ks]) \
-                - mu * (tab.p1[rows, ks] + c_lo * tab.gp[rows, ks]) + dcoef
-            B = K * v - lam * tab.m2[rows, ks] - mu * tab.p2[rows, ks] + dcoef
+                - mu * (tab.p1[rows, ks] + c_lo * tab.gp[rows, ks])
+            B = K * tab.v[rows, ks] - lam * tab.m2[rows, ks] - mu * tab.p2[rows, ks]
             depths = tab.depths[dl: dh + 1]
-            if t in self.penalised and self.beta:
-                vals = A.ravel()[None, :] + (depths[:, None] - 1) * B.ravel()[None, :]
-                arg = np.argmax(vals, axis=1)
-                best = vals[np.arange(len(depths)), arg]
-                per_depth[t] = (depths, best, arg)
-                continue
-            d_lo, d_hi = depths[0], depths[-1]
-            lo_v = A + (d_lo - 1) * B
-            hi_v = A + (d_hi - 1) * B
-            use_hi = hi_v > lo_v
-            vals = np.where(use_hi, hi_v, lo_v)
-            flat = int(np.argmax(vals))
-            total += float(vals.ravel()[flat])
-            r, kk = divmod(flat, vals.shape[1])
-            d = d_hi if use_hi.ravel()[flat] else d_lo
-            chosen[t] = (int(d), int(rows[r]), kl + kk, r)
-        if per_depth:
-            order = sorted(per_depth)
-            grids = np.meshgrid(*[per_depth[t][1] for t in order], indexing="ij")
-            value = sum(grids)
-            dgrids = np.meshgrid(*[per_depth[t][0] for t in order], indexing="ij")
-            stack = np.stack(dgrids)
-            q = np.exp(np.std(stack, axis=0))
-            value = value - self.beta * q
+            vals = A.ravel()[None, :] + (depths[:, None] - 1) * B.ravel()[None, :]
+            arg = np.argmax(vals, axis=1)
+            per_depth.append((depths, vals[np.arange(len(depths)), arg], arg, rows, kl,
+                              kh - kl + 1))
+        # ---- depths: the effectiveness terms -nu_j g(1 + 3 D_j) exactly, by a DP over the
+        # cumulative depth D; the penalised stages' depths jointly (the depth penalty)
+        cut_at = {ends[j][0]: j for j in self.rho_ends if nu[j] > 0}
+        block = self.penalised if self.beta else []
+        first = nst - len(block)
+        F = np.zeros(1)  # best value by cumulative depth (index = D)
+        backs = []
+        for t in range(first):
+            depths, best, *_ = per_depth[t]
+            di = depths.astype(np.int64)
+            G = np.full(len(F) + int(di[-1]), -np.inf)
+            back = np.full(len(G), -1)
+            for q, d in enumerate(di):
+                cand = F + best[q]
+                better = cand > G[d: d + len(F)]
+                G[d: d + len(F)][better] = cand[better]
+                back[d: d + len(F)][better] = q
+            F = G
+            backs.append(back)
+            if t + 1 in cut_at:
+                D = np.arange(len(F))
+                F = F - nu[cut_at[t + 1]] * self._g_vec(1 + 3 * D)
+        chosen_q = [0] * nst
+        if block:
+            D = np.arange(len(F))
+            grids = np.meshgrid(D, *[per_depth[t][0] for t in block], indexing="ij")
+            value = F[grids[0]] + sum(per_depth[t][1][np.searchsorted(per_depth[t][0], g)]
+                                      for t, g in zip(block, grids[1:]))
+            stack = np.stack(grids[1:])
+            value = value - self.beta * np.exp(np.std(stack, axis=0))
+            cum = grids[0].astype(np.float64)
+            for t, g in zip(block, grids[1:]):
+                cum = cum + g
+                if t + 1 in cut_at:
+                    value = value - nu[cut_at[t + 1]] * self._g_vec(1 + 3 * cum)
             flat = int(np.argmax(value))
             total += float(value.ravel()[flat])
             idx = np.unravel_index(flat, value.shape)
-            for t, ix in zip(order, idx):
-                depths, _, arg = per_depth[t]
-                kl = box.lo[_slot(t, 3)]
-                nk = box.hi[_slot(t, 3)] - kl + 1
-                r, kk = divmod(int(arg[ix]), nk)
-                tab = self.tables[t]
-                wl, wh = box.lo[_slot(t, 1)], box.hi[_slot(t, 1)]
-                bl, bh = box.lo[_slot(t, 2)], box.hi[_slot(t, 2)]
-                rows = np.flatnonzero((tab.wi >= wl) & (tab.wi <= wh) & (tab.bi >= bl)
-                                      & (tab.bi <= bh))
-                chosen[t] = (int(depths[ix]), int(rows[r]), kl + kk, r)
-        # ---- the relaxed point's constraint values (the subgradient) and the real point
-        macs_rel, params_rel = float(lam_macs), float(params)
+            D_end = int(idx[0])
+            for t, ix in zip(block, idx[1:]):
+                chosen_q[t] = int(ix)
+        else:
+            D_end = int(np.argmax(F))
+            total += float(F[D_end])
+        for t in range(first - 1, -1, -1):
+            q = int(backs[t][D_end])
+            chosen_q[t] = q
+            D_end -= int(per_depth[t][0][q])
+        # ---- the relaxed point, its constraint values (the subgradient)
         stages = []
-        depth_sum = 0
+        macs = p.stem_res ** 2 * self.stem_k2 * stem
+        params = (self.stem_k2 + 2) * stem
+        logs_to = [self.log0 + (math.log(stem) if i > 0 else 0.0) for i, _ in ends]
         for t, (st, tab) in enumerate(zip(p.stages, self.tables)):
-            d, row, k, _ = chosen[t]
+            depths, _, arg, rows, kl, nk = per_depth[t]
+            q = chosen_q[t]
+            r, kk = divmod(int(arg[q]), nk)
+            row, k, d = int(rows[r]), kl + kk, float(depths[q])
             c_lo = self._width_values(box, t - 1)[0]
-            macs_rel += tab.m1[row, k] + (d - 1) * tab.m2[row, k] + c_lo * tab.gm[row, k]
-            params_rel += tab.p1[row, k] + (d - 1) * tab.p2[row, k] + c_lo * tab.gp[row, k]
-            w = st.widths[tab.wi[row]]
-            stages.append((d, w, st.bottlenecks[tab.bi[row]], st.kernels[k]))
-            depth_sum += d
+            macs += tab.m1[row, k] + (d - 1) * tab.m2[row, k] + c_lo * tab.gm[row, k]
+            params += tab.p1[row, k] + (d - 1) * tab.p2[row, k] + c_lo * tab.gp[row, k]
+            stages.append((int(d), st.widths[tab.wi[row]], st.bottlenecks[tab.bi[row]],
+                           st.kernels[k]))
             for j, (i, _) in enumerate(ends):
                 if i > t:
                     logs_to[j] += tab.u[row, k] + (d - 1) * tab.v[row, k]
                     if i > t + 1:
                         logs_to[j] += tab.logw[row]
+        grad = np.zeros(self.nduals)
         if M:
-            grad[0] = 1.0 - macs_rel / M
+            grad[0] = 1.0 - macs / M
         if P:
-            grad[1] = 1.0 - params_rel / P
+            grad[1] = 1.0 - params / P
         cum = np.cumsum([d for d, *_ in stages])
         for r, j in enumerate(self.rho_ends):
-            i = ends[j][0]
-            D = cum[i - 1]
-            d0 = chords[r]
-            g0, g1 = self._g(1 + 3 * d0), self._g(1 + 3 * (d0 + 1))
-            grad[2 + r] = (logs_to[j] - (g0 + (g1 - g0) * (D - d0))) / RHO_SCALE
+            n = 1 + 3 * cum[ends[j][0] - 1]
+            grad[2 + r] = (logs_to[j] - self._g(n)) / RHO_SCALE
         return Relaxed(total, grad, (stem, tuple(stages)))
+
+    def _g_vec(self, n: np.ndarray) -> np.ndarray:
+        return n * np.log(n / self.budgets.rho)
 
     # ------------------------------------------------------------ boxes
     def root(self) -> Box:
@@ -366,6 +363,19 @@ class BoxSearch:
             lo += [0, 0, 0, 0]
             hi += [len(st.depths) - 1, len(st.widths) - 1, len(st.bottlenecks) - 1,
                    len(st.kernels) - 1]
+        return Box(tuple(lo), tuple(hi))
+
+    def around(self, point: Point, width_steps: int) -> Box:
+        """The box of every point whose widths (and stem) are within `width_steps` values of
+        `point`'s; depths, bottlenecks and kernels free. A large neighbourhood to search."""
+        lo, hi = list(self.root().lo), list(self.root().hi)
+        stem, stages = point
+        slots = [(0, self.p.stems, stem)] + [(_slot(t, 1), st.widths, w) for t, (st, (_, w, _, _))
+                                             in enumerate(zip(self.p.stages, stages))]
+        for slot, values, value in slots:
+            i = values.index(value)
+            lo[slot] = max(0, i - width_steps)
+            hi[slot] = min(len(values) - 1, i + width_steps)
         return Box(tuple(lo), tuple(hi))
 
     def propagate(self, box: Box) -> Box | None:
@@ -387,20 +397,7 @@ class BoxSearch:
                 lo[a], hi[a] = lo[a] + int(prev[0]), lo[a] + int(prev[-1])
         return Box(tuple(lo), tuple(hi))
 
-    def chord_points(self, box: Box, point: Point | None) -> list[int]:
-        """Where to take each effectiveness chord: the relaxed point's cumulative depth,
-        clamped to the box's range (exact when the box fixes the depths)."""
-        out = []
-        for j in self.rho_ends:
-            i = self.ends[j][0]
-            dlo = sum(self.tables[t].depths[box.lo[_slot(t, 0)]] for t in range(i))
-            dhi = sum(self.tables[t].depths[box.hi[_slot(t, 0)]] for t in range(i))
-            want = dlo if point is None else sum(d for d, *_ in point[1][:i])
-            out.append(int(min(max(want, dlo), dhi)))
-        return out
-
-    def bound(self, box: Box, duals: np.ndarray, chords: list[int], target: float,
-              iterations: int) -> tuple[Relaxed | None, np.ndarray]:
+    def bound(self, box: Box, duals: np.ndarray, target: float, iterations: int) -> tuple[Relaxed | None, np.ndarray]:
         """The best (least) bound over a few bundle steps from `duals`; stops early once the
         bound is below `target` (the box can be closed)."""
         solver = DualSolver(self.nduals)
@@ -408,7 +405,7 @@ class BoxSearch:
         best_duals = duals
         pi = duals
         for _ in range(iterations):
-            r = self.relax(box, pi, chords)
+            r = self.relax(box, pi)
             if r is None:
                 return None, duals
             solver.add(r.bound, r.grad, pi)
@@ -460,7 +457,7 @@ class BoxSearch:
 
     def search(self, incumbent: Point | None, seconds: float, gap: float,
                progress: Callable[[str], None] = lambda text: None,
-               iterations: int = 6) -> Outcome:
+               iterations: int = 6, within: Box | None = None) -> Outcome:
         start = time.perf_counter()
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = scores(self.p, best_point)[self.metric] if best_point is not None else None
@@ -468,13 +465,12 @@ class BoxSearch:
         def target() -> float:
             return math.inf if best is None else best + gap * abs(best)
 
-        root = self.propagate(self.root())
+        root = self.propagate(within or self.root())
         heap: list[_Node] = []
         seq = itertools.count()
         duals0 = np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends))
         if root is not None:
-            heapq.heappush(heap, _Node(-math.inf, next(seq), root, duals0,
-                                       self.chord_points(root, best_point)))
+            heapq.heappush(heap, _Node(-math.inf, next(seq), root, duals0))
         nodes = 0
         closed_bound = -math.inf  # the largest bound of a box closed against the target
         last_report = start
@@ -486,7 +482,7 @@ class BoxSearch:
                 closed_bound = max(closed_bound, -node.key)
                 continue
             nodes += 1
-            r, duals = self.bound(node.box, node.duals, node.chords, target(), iterations)
+            r, duals = self.bound(node.box, node.duals, target(), iterations)
             if r is None:
                 continue
             if self.feasible(r.point):
@@ -500,8 +496,8 @@ class BoxSearch:
             for child in self.branch(node.box, r.point):
                 child = self.propagate(child)
                 if child is not None:
-                    heapq.heappush(heap, _Node(-min(r.bound, -node.key), next(seq), child, duals,
-                                               self.chord_points(child, r.point), r))
+                    heapq.heappush(heap, _Node(-min(r.bound, -node.key), next(seq), child,
+                                               duals, r))
             now = time.perf_counter()
             if now - last_report > 5:
                 last_report = now
@@ -601,7 +597,6 @@ class _Node:
     seq: int
     box: Box = None  # type: ignore[assignment]
     duals: np.ndarray = None  # type: ignore[assignment]
-    chords: list[int] = None  # type: ignore[assignment]
     relaxed: Relaxed | None = None
 
 

@@ -395,10 +395,11 @@ _STATUS = {"kOptimal": "optimal", "kTimeLimit": "time_limit", "kInfeasible": "in
 # HiGHS's presolve spends minutes probing the full-size models (thousands of one-hot
 # binaries in long rows) before the first LP; the model is already reduced, so skip it.
 PRESOLVE = {"presolve": "off"}
-# Above this many columns HiGHS spends the time limit in the root LP of the staged model
-# (23,000 columns for DeepMAD's R18 space: about 40 s, bound 42 % above the optimum), and the
-# box search bounds better; below it HiGHS proves small problems optimal in about a second.
-BOXES_ABOVE = 5_000
+# Above this many one-hot values (widths, bottleneck x kernel pairs, depths) HiGHS spends the
+# time limit in the root LP of the staged model (DeepMAD's R18 space: 3,940 of them, 23,000
+# columns, a root LP of about 40 s whose bound is 42 % above the incumbent), and the box search
+# does better; below it HiGHS proves small problems optimal in about a second.
+BOXES_ABOVE = 1_000
 CHECKED = ("params", "macs", "entropy", "effectiveness", "depth_penalty", "entropy_score")
 
 
@@ -445,19 +446,31 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     sense, metric = objective_of(space)
     t = tables(space, p)
     boxes = BoxSearch(space, p, metric, sense, [list(x) for x in t.pairs], list(t.chains))
-    moves = StageMoves(space, p, metric, sense)
+    moves = StageMoves(space, p, metric, sense, t)
     limit = settings.time_limit
     spans = [{st.widths[a]: (st.bottlenecks[min(b for x, b in pairs if x == a)],
                              st.bottlenecks[max(b for x, b in pairs if x == a)])
               for a in {x for x, _ in pairs}} for st, pairs in zip(p.stages, t.pairs)]
-    incumbent, rank = search(space, p, metric, sense, min(20.0, max(0.3, 0.3 * limit)),
+    incumbent, rank = search(space, p, metric, sense, min(12.0, max(0.3, 0.2 * limit)),
                              spans=spans)
-    if rank[0] == 0.0:
-        incumbent = moves.improve(incumbent, time.perf_counter() + max(0.2, 0.1 * limit))
+    if rank[0] != 0.0:
+        incumbent = None
+    else:
+        # Large neighbourhoods: depths, bottlenecks and kernels searched exactly by the box
+        # search with the widths held (then within a step of them), each result polished by
+        # exact stage moves.
+        incumbent = moves.improve(incumbent, time.perf_counter() + max(0.2, 0.05 * limit))
+        for steps in (0, 1):
+            left = 0.45 * limit - (time.perf_counter() - start)
+            if left <= 0:
+                break
+            found = boxes.search(incumbent, left / (2 - steps), 0.0,
+                                 within=boxes.around(incumbent, steps))
+            if found.point is not None:
+                incumbent = moves.improve(found.point,
+                                          time.perf_counter() + max(0.2, 0.05 * limit))
         progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
                  f"({time.perf_counter() - start:.1f} s); bounding boxes")
-    else:
-        incumbent = None
     left = max(0.5, limit - (time.perf_counter() - start))
     out = boxes.search(incumbent, left, settings.gap, progress)
     seconds = time.perf_counter() - start
@@ -496,15 +509,17 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
     start = time.perf_counter()
     sense, metric = objective_of(space)
     p = recognise(space)
-    used = {metric} | {name for c in space.constraints for name in c.metrics}
-    sm = StagedModel(space, p, used)
-    if engine == "boxes" or (engine == "auto" and sm.m.ncols > BOXES_ABOVE):
+    onehots = sum(len(st.widths) + len(st.bottlenecks) * len(st.kernels) + len(st.depths)
+                  for st in p.stages)
+    if engine == "boxes" or (engine == "auto" and onehots > BOXES_ABOVE):
         try:
             return solve_boxes(space, p, settings, check, progress, start)
         except Unsupported as exc:
             if engine == "boxes":
                 raise
             progress(f"box search does not apply ({exc.message}); using the HiGHS model")
+    used = {metric} | {name for c in space.constraints for name in c.metrics}
+    sm = StagedModel(space, p, used)
     if metric not in sm.metrics:
         raise Unsupported(f"metric '{metric}' is not linear in the staged formulation")
     requirements(space, sm)

@@ -159,16 +159,17 @@ class StageMoves:
     are scored at once (`staged.scores_batch`). Needs the requirements to be per-stage pairs,
     width chains and `metric <= constant` budgets (`boxbb.budgets`)."""
 
-    def __init__(self, space: S.Space, p: Staged, metric: str, sense: str) -> None:
+    def __init__(self, space: S.Space, p: Staged, metric: str, sense: str,
+                 tables: Any = None) -> None:
         import numpy as np
 
         from archlang.solvers.milp.boxbb import budgets
-        from archlang.solvers.milp.staged import tables
+        from archlang.solvers.milp.staged import tables as read_tables
 
         self.p, self.metric = p, metric
         self.sign = 1.0 if sense == "maximize" else -1.0
         self.budgets = budgets(space)
-        self.tables = tables(space, p)
+        self.tables = tables if tables is not None else read_tables(space, p)
         self.options = []  # per stage: (d, w, b, k, width index) arrays over every option
         for st, pairs in zip(p.stages, self.tables.pairs):
             wi = np.array([a for a, _ in pairs])

@@ -270,12 +270,27 @@ def _check(space: S.Space, p: Staged, n: int, seed: int, options: dict) -> None:
 def feasible_pairs(space: S.Space, a: str, b: str, va: tuple, vb: tuple) -> set[tuple] | None:
     """Joint values of decisions a, b allowed by the requirements reading only a and b (None if
     no requirement reads exactly them)."""
+    import numpy as np
+
     cons = [c for c in space.constraints if not c.metrics and E.refs(c.expr) <= {a, b}
             and E.refs(c.expr)]
     if not cons:
         return None
-    return {(x, y) for x in va for y in vb
-            if all(E.evaluate(c.expr, {a: x, b: y}) for c in cons)}
+    # Elementwise over the whole grid at once (arithmetic and comparisons broadcast); any
+    # expression that does not is evaluated pair by pair.
+    grid_a, grid_b = np.meshgrid(np.array(va), np.array(vb), indexing="ij")
+    ok = np.ones(grid_a.shape, dtype=bool)
+    for c in cons:
+        try:
+            value = E.evaluate(c.expr, {a: grid_a, b: grid_b})
+        except Exception:  # not vectorisable: the exact loop below
+            value = None
+        if isinstance(value, np.ndarray) and value.shape == ok.shape and value.dtype == bool:
+            ok &= value
+        else:
+            ok &= np.array([[bool(E.evaluate(c.expr, {a: x, b: y})) for y in vb] for x in va],
+                           dtype=bool).reshape(ok.shape)
+    return {(va[i], vb[j]) for i, j in zip(*np.nonzero(ok))}
 
 
 @dataclass(frozen=True)
