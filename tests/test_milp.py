@@ -348,8 +348,7 @@ def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere():
 
     space, p = _deepmad_r18()
     t = tables(space, p)
-    boxes = BoxSearch(space, p, "entropy_score", "maximize", [list(x) for x in t.pairs],
-                      list(t.chains))
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", t)
 
     def box_of(point):
         stem, stages = point

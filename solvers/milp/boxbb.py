@@ -1,29 +1,29 @@
-"""Exact branch and bound over decision boxes for staged (DeepMAD-like) problems.
+"""Branch and bound over decision boxes for staged (DeepMAD-like) problems.
 
-The HiGHS model of `deepmad.py` is exact but its LP relaxation is weak (a fractional width
-one-hot lends its log to the entropy and its cost to nobody): at DeepMAD's size the root gap
-is about 40 %. This module certifies the same problems another way, by branch and bound over
-*boxes* -- an interval of values per decision -- with a Lagrangian bound per box:
+The HiGHS model of `deepmad.py` is exact but its LP relaxation is weak at DeepMAD's size (a
+fractional width one-hot lends its log to the entropy and its cost to nobody: the root bound is
+about 40 % above the optimum, and the root LP alone takes most of a minute). This module bounds
+the same problems another way, by branch and bound over *boxes* -- an interval of values per
+decision -- with a Lagrangian bound per box:
 
-* the MAC and parameter budgets and the effectiveness limits ``rho_j <= rho*`` are priced with
-  multipliers (lambda, mu, nu_j >= 0). Effectiveness is ``Lambda_j >= g(n_j)`` with
-  ``g(n) = n log(n / rho*)`` convex in the cumulative depth; it is relaxed to a chord of g
-  between consecutive integers, which lies below g at every integer;
-* what is left is almost separable by stage. The entropy ``sum_j phi_j(c_j) Lambda_j`` couples
-  the width c_j at a scale end with every earlier stage's log-widths; each such product is
-  bounded with the box's largest c_j, except for the stage that owns c_j, which uses its own
-  value. A stage's first block reads the previous stage's width c: its log goes to the
-  previous stage (exact there), its costs use the box's smallest c;
-* per stage, the value is linear in the depth for each (width, bottleneck, kernel), so the
-  best per depth is a max over a small table (numpy); the depth penalty couples the last
-  stages' depths and is maximised over their joint table exactly.
+* the MAC and parameter budgets and the effectiveness limits ``rho_j <= rho*`` (that is
+  ``Lambda_j >= g(n_j)``, ``g(n) = n log(n / rho*)``) are priced with multipliers
+  ``lambda, mu, nu_j >= 0``;
+* the entropy ``sum_j phi_j(c_j) Lambda_j`` couples the width c_j at a scale end with every
+  earlier stage's log-widths; each such product is bounded with the box's largest c_j, except
+  for the stage that owns c_j, which uses its own value. A stage's first block reads the
+  previous stage's width c: its log is counted by the previous stage (exact there), its costs
+  use the box's smallest c;
+* what is left is separable by stage and, for each (width, bottleneck, kernel), linear in the
+  depth: every stage's best value per depth is one max over a numpy table. The depths are
+  combined exactly: a DP over the cumulative depth carries ``-nu_j g(1 + 3 D_j)``, and the
+  last stages' depths are enumerated jointly for the depth penalty.
 
-Any multipliers give a valid upper bound; they are improved per box by subgradient steps
-(Polyak's rule towards the incumbent), warm-started from the parent box. Boxes whose bound is
-within the gap of the incumbent are closed; the others are split (the width whose box
-relaxes most first, then depths, bottlenecks, kernels). When every box is closed the
-incumbent is optimal within the gap: the certificate is the largest bound of the boxes closed
-last, which is what `bound` reports. Pure numpy: no solver library.
+Any multipliers give a valid upper bound; a level bundle method (`DualSolver`: cutting planes,
+each step a tiny LP) improves them per box, warm-started from the parent box. Boxes are
+explored best bound first; a box whose bound is within the gap of the incumbent is closed, the
+others are bisected. The bound reported is the largest bound of the open and closed boxes,
+so the gap is proven; when no box is open the incumbent is optimal within the gap.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 
 from archlang.ir import expr as E
 from archlang.ir import space as S
-from archlang.solvers.milp.staged import Point, Staged, scores
+from archlang.solvers.milp.staged import Point, Staged, Tables, scores
 from archlang.solvers.milp.terms import Unsupported
 
 RHO_SCALE = 100.0  # effectiveness rows are in log-width units (hundreds): scale to ~1
@@ -161,16 +161,15 @@ class BoxSearch:
     """Branch and bound for one recognised problem (see the module doc)."""
 
     def __init__(self, space: S.Space, p: Staged, metric: str, sense: str,
-                 pairs: list[list[tuple[int, int]]],
-                 chains: list[np.ndarray | None]) -> None:
+                 tables: Tables) -> None:
         if sense != "maximize" or metric not in ("entropy", "entropy_score"):
             raise Unsupported("the box search maximises entropy or entropy_score")
         self.p, self.space = p, space
         self.beta = p.beta if metric == "entropy_score" else 0.0
         self.metric = metric
         self.budgets = budgets(space)
-        self.tables = [stage_table(st, pr) for st, pr in zip(p.stages, pairs)]
-        self.chains = chains  # per stage: allowed (previous width, width) table, or None
+        self.tables = [stage_table(st, pr) for st, pr in zip(p.stages, tables.pairs)]
+        self.chains = tables.chains  # per stage: (previous width, width) table, or None
         n = len(p.stages)
         self.penalised = list(range(n - p.penalty_stages, n)) if p.penalty_stages else \
             list(range(n))
@@ -186,8 +185,6 @@ class BoxSearch:
         # effectiveness rows: scale ends after at least one stage
         self.rho_ends = [j for j, (i, _) in enumerate(self.ends) if i > 0] \
             if self.budgets.rho is not None else []
-        if self.budgets.rho is not None and self.log0 < -math.log(self.budgets.rho):
-            self.rho_ends = []  # the stem alone breaks it: `infeasible` below finds that
         self.nduals = 2 + len(self.rho_ends)
         from archlang.solvers.milp.heuristic import ranker
 

@@ -445,7 +445,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     start = time.perf_counter() if start is None else start
     sense, metric = objective_of(space)
     t = tables(space, p)
-    boxes = BoxSearch(space, p, metric, sense, [list(x) for x in t.pairs], list(t.chains))
+    boxes = BoxSearch(space, p, metric, sense, t)
     moves = StageMoves(space, p, metric, sense, t)
     limit = settings.time_limit
     spans = [{st.widths[a]: (st.bottlenecks[min(b for x, b in pairs if x == a)],
