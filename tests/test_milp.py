@@ -404,3 +404,11 @@ def test_stage_moves_improve_and_keep_every_requirement():
     better = moves.improve(start, time.perf_counter() + 30)
     assert scores(p, better)["entropy_score"] > scores(p, start)["entropy_score"]
     assert not archlang.fix(space, assignment(p, better)).violations()
+
+
+@pytest.mark.parametrize("formulation", ["staged-boxes", "staged-milp"])
+def test_staged_infeasible_budget_is_reported(formulation):
+    """Budgets below the cheapest point: both engines say infeasible and return no point."""
+    space = staged_space((2, 2), "require macs <= 1k\n maximize entropy_score")
+    solution = solve(space, time_limit=20, formulation=formulation)
+    assert solution.status == "infeasible" and solution.assignment is None

@@ -394,6 +394,30 @@ class BoxSearch:
                 lo[a], hi[a] = lo[a] + int(prev[0]), lo[a] + int(prev[-1])
         return Box(tuple(lo), tuple(hi))
 
+    def too_costly(self, box: Box) -> bool:
+        """Whether even the box's cheapest choices break the MAC or parameter budget (every
+        cost grows with every decision, so the least cost of each stage is a lower bound)."""
+        p = self.p
+        s = float(self._width_values(box, -1)[0])
+        macs = p.stem_res ** 2 * self.stem_k2 * s
+        params = (self.stem_k2 + 2) * s
+        for t, tab in enumerate(self.tables):
+            rows = np.flatnonzero((tab.wi >= box.lo[_slot(t, 1)]) & (tab.wi <= box.hi[_slot(t, 1)])
+                                  & (tab.bi >= box.lo[_slot(t, 2)])
+                                  & (tab.bi <= box.hi[_slot(t, 2)]))
+            if rows.size == 0:
+                return True
+            ks = slice(box.lo[_slot(t, 3)], box.hi[_slot(t, 3)] + 1)
+            d = tab.depths[box.lo[_slot(t, 0)]]
+            c = self._width_values(box, t - 1)[0]
+            macs += float(np.min(tab.m1[rows, ks] + (d - 1) * tab.m2[rows, ks]
+                                 + c * tab.gm[rows, ks]))
+            params += float(np.min(tab.p1[rows, ks] + (d - 1) * tab.p2[rows, ks]
+                                   + c * tab.gp[rows, ks]))
+        b = self.budgets
+        return (b.macs is not None and macs > b.macs) or \
+            (b.params is not None and params > b.params)
+
     def bound(self, box: Box, duals: np.ndarray, target: float, iterations: int) -> tuple[Relaxed | None, np.ndarray]:
         """The best (least) bound over a few bundle steps from `duals`; stops early once the
         bound is below `target` (the box can be closed)."""
@@ -459,8 +483,8 @@ class BoxSearch:
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = scores(self.p, best_point)[self.metric] if best_point is not None else None
 
-        def target() -> float:
-            return math.inf if best is None else best + gap * abs(best)
+        def target() -> float:  # a box bounded below this cannot improve the incumbent
+            return -math.inf if best is None else best + gap * abs(best)
 
         root = self.propagate(within or self.root())
         heap: list[_Node] = []
@@ -479,6 +503,8 @@ class BoxSearch:
                 closed_bound = max(closed_bound, -node.key)
                 continue
             nodes += 1
+            if self.too_costly(node.box):
+                continue
             r, duals = self.bound(node.box, node.duals, target(), iterations)
             if r is None:
                 continue
