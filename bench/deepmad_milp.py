@@ -1,11 +1,12 @@
-"""DeepMAD: MILP vs evolution on examples/deepmad_r{18,34,50}.arch.
+"""DeepMAD: `archlang solve` vs evolution on examples/deepmad_r{18,34,50}.arch.
 
     .venv/bin/python bench/deepmad_milp.py [--time-limit S] [--threads T] [--factor F]
         [--candidates N] [--seed K] [--problems r18,r34,r50]
 
-For each problem: the MILP (`archlang.solvers.milp.solve`, the staged formulation) with its
-certificate (status, objective, bound, gap, seconds) and its answer re-scored by the cost pass;
-DeepMAD's released evolutionary search as the baseline, its best at the MILP's wall time and
+For each problem: `archlang.solvers.milp.solve` (the staged formulation; at this size its box
+branch and bound) with its certificate (status, objective, bound, gap, seconds) and its answer
+re-scored by the cost pass;
+DeepMAD's released evolutionary search as the baseline, its best at solve's wall time and
 at `--factor` (10) times it (steady
 state, parent drawn uniformly from the best 256, two single-block mutations per child, a child
 enters only if it meets every requirement, every block mutable, the last one included); and
@@ -197,10 +198,10 @@ def evolve(seed_net: Net, macs_budget: float, params_budget: float, candidates: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-limit", type=float, default=60.0, help="MILP seconds")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="solve's seconds")
     parser.add_argument("--threads", type=int, default=1, help="HiGHS threads")
     parser.add_argument("--factor", type=float, default=10.0,
-                        help="the EA's second checkpoint, in multiples of the MILP's time")
+                        help="the EA's second checkpoint, in multiples of solve's time")
     parser.add_argument("--candidates", type=int, default=0, help="cap on EA candidates")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--problems", default="r18,r34,r50")
@@ -225,6 +226,7 @@ def main() -> int:
                     f"{m['macs']:,}, rho {m['effectiveness']:.4f}, entropy_score "
                     f"{m['entropy_score']:.1f}; "
                     f"{'verified' if not sol.notes else 'MISMATCH: ' + '; '.join(sol.notes)}; "
+                    f"{sol.formulation.split(' (')[0]}; "
                     f"{from_assignment(sol.assignment)}")
             milp_seconds = sol.seconds
         except Unsupported as exc:
@@ -235,7 +237,7 @@ def main() -> int:
         ps = score(pub)
         pub_ok = "meets" if feasible(pub, ps, macs_budget, params_budget) else "violates"
         print(f"## {name}: MACs <= {macs_budget:.3g}, params <= {params_budget:.4g}, rho <= 0.3")
-        print(f"MILP: {milp}", flush=True)
+        print(f"solve: {milp}", flush=True)
         print(f"published: entropy {ps.entropy:.1f}, entropy_score {ps.objective:.1f}, "
               f"params {ps.params:,}, MACs {ps.macs:,}, rho {ps.rho:.4f} ({pub_ok} the "
               "space's requirements)", flush=True)

@@ -192,13 +192,30 @@ class StageMoves:
                 ok &= s[name] <= limit
         return ok
 
+    def meets(self, point: Point) -> bool:
+        """Whether `point` meets every requirement (budgets, pair tables, width chains)."""
+        stem, stages = point
+        if not bool(self._feasible(scores(self.p, point))):
+            return False
+        prev_values, prev = self.p.stems, stem
+        for st, chain, pairs, (_, w, b, _) in zip(self.p.stages, self.tables.chains,
+                                                   self.tables.pairs, stages):
+            wi = st.widths.index(w)
+            if chain is not None and not chain[prev_values.index(prev), wi]:
+                return False
+            if (wi, st.bottlenecks.index(b)) not in pairs:
+                return False
+            prev_values, prev = st.widths, w
+        return True
+
     def improve(self, point: Point, deadline: float) -> Point:
-        """Best-improvement stage moves until none improves (or the deadline)."""
+        """Best-improvement stage moves until none improves (or the deadline). From a point
+        that breaks a requirement, the first move is the best one that repairs it."""
         import numpy as np
 
         p = self.p
         stem, stages = point
-        current = self.sign * scores(p, point)[self.metric]
+        current = self.sign * scores(p, point)[self.metric] if self.meets(point) else -np.inf
         improved = True
         while improved and time.perf_counter() < deadline:
             improved = False
@@ -227,7 +244,8 @@ class StageMoves:
                 value = np.where(ok, self.sign * np.broadcast_to(s[self.metric], ok.shape),
                                  -np.inf)
                 i = int(np.argmax(value))
-                if value[i] > current + 1e-9 * max(1.0, abs(current)):
+                if value[i] > current + 1e-9 * max(1.0, abs(current) if current > -np.inf
+                                                    else 1.0):
                     current = float(value[i])
                     if t < 0:
                         stem = p.stems[i]
