@@ -42,6 +42,8 @@ from archlang.ir import space as S
 from archlang.solvers.milp.staged import Point, Staged, Tables, scores
 from archlang.solvers.milp.terms import Unsupported
 
+ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
+REPRICE, REPRICE_STEPS = 0.01, 8  # boxes within 1% of the incumbent get 8 more steps
 RHO_SCALE = 100.0  # effectiveness rows are in log-width units (hundreds): scale to ~1
 
 
@@ -478,7 +480,7 @@ class BoxSearch:
 
     def search(self, incumbent: Point | None, seconds: float, gap: float,
                progress: Callable[[str], None] = lambda text: None,
-               iterations: int = 6, within: Box | None = None) -> Outcome:
+               iterations: int = 1, within: Box | None = None) -> Outcome:
         start = time.perf_counter()
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = scores(self.p, best_point)[self.metric] if best_point is not None else None
@@ -505,7 +507,12 @@ class BoxSearch:
             nodes += 1
             if self.too_costly(node.box):
                 continue
-            r, duals = self.bound(node.box, node.duals, target(), iterations)
+            # The first box's multipliers are converged, and its descendants start from them;
+            # a box is re-priced only when that could close it (a bound near the incumbent).
+            steps = iterations if nodes > 1 else ROOT_STEPS
+            r, duals = self.bound(node.box, node.duals, target(), steps)
+            if r is not None and target() < r.bound <= target() + REPRICE * abs(target()):
+                r, duals = self.bound(node.box, duals, target(), REPRICE_STEPS)
             if r is None:
                 continue
             if self.feasible(r.point):

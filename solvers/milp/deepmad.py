@@ -464,7 +464,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
             left = 0.45 * limit - (time.perf_counter() - start)
             if left <= 0:
                 break
-            found = boxes.search(incumbent, left / (2 - steps), 0.0,
+            found = boxes.search(incumbent, left / (2 - steps), 0.0, iterations=6,
                                  within=boxes.around(incumbent, steps))
             if found.point is not None:
                 incumbent = moves.improve(found.point,
