@@ -391,6 +391,40 @@ def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere():
         assert r.bound >= value - 1e-6
 
 
+def test_box_stage_maximum_in_closed_form_equals_the_table():
+    """The per-depth best of a stage found from the stationary bottleneck equals the max over
+    every (width, bottleneck, kernel) of the box, for random boxes and multipliers."""
+    import random
+
+    import numpy as np
+
+    from archlang.solvers.milp.boxbb import Box, BoxSearch, _Prices, _slot
+    from archlang.solvers.milp.staged import tables
+
+    space, p = _deepmad_r18()
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    rng = random.Random(4)
+    root = boxes.root()
+    for _ in range(40):
+        lo, hi = list(root.lo), list(root.hi)
+        for i in range(1, len(lo)):
+            a, b = sorted(rng.randint(root.lo[i], root.hi[i]) for _ in range(2))
+            lo[i], hi[i] = a, b
+        box = Box(tuple(lo), tuple(hi))
+        t = rng.randrange(len(p.stages))
+        tab = boxes.tables[t]
+        assert tab.contiguous
+        pr = _Prices(rng.uniform(0, 80), [(4.0, math.log(49), rng.uniform(0, 50))],
+                     rng.uniform(0, 60), boxes.log0, rng.uniform(0, 5e-6),
+                     rng.uniform(0, 5e-4), float(p.stages[t].widths[rng.randrange(64)]))
+        dense = boxes._stage_dense(t, tab, box, pr)
+        closed = boxes._stage_analytic(t, tab, box, pr)
+        assert (dense is None) == (closed is None)
+        if dense is not None:
+            assert np.allclose(dense[1], closed[1], rtol=1e-12, atol=1e-9)
+            assert _slot(t, 0) < len(box.lo)
+
+
 def test_stage_moves_improve_and_keep_every_requirement():
     from archlang.solvers.milp.heuristic import StageMoves, search
     from archlang.solvers.milp.staged import assignment, scores

@@ -104,6 +104,12 @@ class StageTable:
     p2: np.ndarray
     gp: np.ndarray
     depths: np.ndarray  # (D,) depth values
+    widths: np.ndarray  # (W,) width values
+    bottlenecks: np.ndarray  # (B,) bottleneck values
+    row_of: np.ndarray  # (W, B): the pair's row, -1 where the requirements forbid it
+    b_first: np.ndarray  # (W,) least allowed bottleneck index per width (-1: none)
+    b_last: np.ndarray  # (W,) greatest
+    contiguous: bool  # every width's allowed bottlenecks form one interval of the domain
 
 
 def stage_table(st, pairs: list[tuple[int, int]]) -> StageTable:
@@ -115,11 +121,20 @@ def stage_table(st, pairs: list[tuple[int, int]]) -> StageTable:
     r2, big = float(st.res_out ** 2), float(st.res_in ** 2)
     bbkk = b * b * k * k
     u = np.log(b * k * k) + np.log(b)
+    row_of = np.full((len(st.widths), len(st.bottlenecks)), -1, dtype=np.int64)
+    row_of[wi, bi] = np.arange(len(wi))
+    allowed = row_of >= 0
+    any_b = allowed.any(axis=1)
+    b_first = np.where(any_b, np.argmax(allowed, axis=1), -1)
+    b_last = np.where(any_b, allowed.shape[1] - 1 - np.argmax(allowed[:, ::-1], axis=1), -1)
+    contiguous = bool(np.all(allowed.sum(axis=1) == np.where(any_b, b_last - b_first + 1, 0)))
     return StageTable(
         wi, bi, np.log(w[:, 0]), u, np.log(w) + u,
         r2 * (bbkk + b * w), r2 * (2 * w * b + bbkk), np.broadcast_to(big * b + r2 * w, u.shape),
         bbkk + 4 * b + b * w + 4 * w, 2 * w * b + bbkk + 4 * b + 2 * w,
-        np.broadcast_to(b + w, u.shape), np.array(st.depths, dtype=np.float64))
+        np.broadcast_to(b + w, u.shape), np.array(st.depths, dtype=np.float64),
+        np.array(st.widths, dtype=np.float64), np.array(st.bottlenecks, dtype=np.float64),
+        row_of, b_first, b_last, contiguous)
 
 
 # ---------------------------------------------------------------- boxes
@@ -159,6 +174,39 @@ class Relaxed:
     point: Point
 
 
+@dataclass
+class _Prices:
+    """What a stage's value depends on in one relaxation: the coefficient of its log-widths
+    (`other` from the later scale ends at their widest, plus `own` ends at its own width),
+    the next stage's coefficient of log c, the multipliers and the previous width c."""
+
+    other: float
+    own: list[tuple[float, float, float]]  # (h alpha_j, log r_j^2, nu_j) of ends it owns
+    nxt: float
+    log0: float
+    lam: float
+    mu: float
+    c: float
+
+    def coefficient(self, logw):
+        out = self.other + 0.0 * logw
+        for a, lr2, nu in self.own:
+            out = out + a * (lr2 + logw) + nu
+        return out
+
+    def linear(self, tab: StageTable, rows, ks):
+        """(A, B): the value of (row, kernel) at depth d is A + (d - 1) B."""
+        logw = tab.logw[rows]
+        K = self.coefficient(logw)
+        extra = sum((a * (lr2 + logw) + nu) * self.log0 for a, lr2, nu in self.own) \
+            if self.own else 0.0
+        A = K * tab.u[rows, ks] + self.nxt * logw + extra \
+            - self.lam * (tab.m1[rows, ks] + self.c * tab.gm[rows, ks]) \
+            - self.mu * (tab.p1[rows, ks] + self.c * tab.gp[rows, ks])
+        B = K * tab.v[rows, ks] - self.lam * tab.m2[rows, ks] - self.mu * tab.p2[rows, ks]
+        return A, B
+
+
 class BoxSearch:
     """Branch and bound for one recognised problem (see the module doc)."""
 
@@ -191,6 +239,7 @@ class BoxSearch:
         from archlang.solvers.milp.heuristic import ranker
 
         self._rank = ranker(space, p, metric, sense)
+        self._block_cache: dict = {}
 
     # ------------------------------------------------------------ widths of a box
     def _width_values(self, box: Box, t: int) -> np.ndarray:
@@ -242,37 +291,18 @@ class BoxSearch:
         si = int(np.argmax(s_val))
         total += float(s_val[si])
         stem = int(s_vals[si])
-        # ---- stages: the best (pair, kernel) per depth
-        per_depth = []  # per stage: (depth values, best value per depth, argmax, rows)
+        # ---- stages: the best (width, bottleneck, kernel) per depth
+        per_depth = []  # per stage: (depth values, best value, its row, its kernel index)
         for t, tab in enumerate(self.tables):
-            dl, dh = box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]
-            wl, wh = box.lo[_slot(t, 1)], box.hi[_slot(t, 1)]
-            bl, bh = box.lo[_slot(t, 2)], box.hi[_slot(t, 2)]
-            kl, kh = box.lo[_slot(t, 3)], box.hi[_slot(t, 3)]
-            rows = np.flatnonzero((tab.wi >= wl) & (tab.wi <= wh) & (tab.bi >= bl)
-                                  & (tab.bi <= bh))
-            if rows.size == 0:
+            own_phi = [(p.half * self.alphas[j], math.log(ends[j][1] ** 2), nu[j])
+                       for j in range(len(ends)) if owner[j] == t]
+            prices = _Prices(coef(t, True), own_phi, coef(t + 1, False) if t + 1 < nst else 0.0,
+                             self.log0, lam, mu, self._width_values(box, t - 1)[0])
+            found = (self._stage_analytic if tab.contiguous else self._stage_dense)(
+                t, tab, box, prices)
+            if found is None:
                 return None
-            c_lo = self._width_values(box, t - 1)[0]
-            ks = slice(kl, kh + 1)
-            logw = tab.logw[rows][:, None]
-            K = np.full((rows.size, 1), coef(t, True))
-            extra = np.zeros((rows.size, 1))
-            for j in range(len(ends)):
-                if owner[j] == t:  # the end this stage owns: its own width, exactly
-                    phi = p.half * self.alphas[j] * (math.log(ends[j][1] ** 2) + logw) + nu[j]
-                    K = K + phi
-                    extra = extra + phi * self.log0  # Lambda_j's stem term
-            nxt = coef(t + 1, False) if t + 1 < nst else 0.0  # the next stage's log c
-            A = K * tab.u[rows, ks] + nxt * logw + extra \
-                - lam * (tab.m1[rows, ks] + c_lo * tab.gm[rows, ks]) \
-                - mu * (tab.p1[rows, ks] + c_lo * tab.gp[rows, ks])
-            B = K * tab.v[rows, ks] - lam * tab.m2[rows, ks] - mu * tab.p2[rows, ks]
-            depths = tab.depths[dl: dh + 1]
-            vals = A.ravel()[None, :] + (depths[:, None] - 1) * B.ravel()[None, :]
-            arg = np.argmax(vals, axis=1)
-            per_depth.append((depths, vals[np.arange(len(depths)), arg], arg, rows, kl,
-                              kh - kl + 1))
+            per_depth.append(found)
         # ---- depths: the effectiveness terms -nu_j g(1 + 3 D_j) exactly, by a DP over the
         # cumulative depth D; the penalised stages' depths jointly (the depth penalty)
         cut_at = {ends[j][0]: j for j in self.rho_ends if nu[j] > 0}
@@ -297,17 +327,18 @@ class BoxSearch:
                 F = F - nu[cut_at[t + 1]] * self._g_vec(1 + 3 * D)
         chosen_q = [0] * nst
         if block:
-            D = np.arange(len(F))
-            grids = np.meshgrid(D, *[per_depth[t][0] for t in block], indexing="ij")
-            value = F[grids[0]] + sum(per_depth[t][1][np.searchsorted(per_depth[t][0], g)]
-                                      for t, g in zip(block, grids[1:]))
-            stack = np.stack(grids[1:])
-            value = value - self.beta * np.exp(np.std(stack, axis=0))
-            cum = grids[0].astype(np.float64)
-            for t, g in zip(block, grids[1:]):
-                cum = cum + g
-                if t + 1 in cut_at:
-                    value = value - nu[cut_at[t + 1]] * self._g_vec(1 + 3 * cum)
+            penalty, cuts = self._block_tables(len(F), tuple(per_depth[t][0] for t in block),
+                                               tuple(t + 1 in cut_at for t in block))
+            shape = (len(F),) + tuple(len(per_depth[t][0]) for t in block)
+            value = F.reshape((-1,) + (1,) * len(block)) - self.beta * penalty
+            for axis, t in enumerate(block, 1):
+                view = [1] * len(shape)
+                view[axis] = -1
+                value = value + per_depth[t][1].reshape(view)
+            for t, g in zip(block, cuts):
+                if g is not None:
+                    value = value - nu[cut_at[t + 1]] * g
+            value = np.broadcast_to(value, shape)
             flat = int(np.argmax(value))
             total += float(value.ravel()[flat])
             idx = np.unravel_index(flat, value.shape)
@@ -327,10 +358,9 @@ class BoxSearch:
         params = (self.stem_k2 + 2) * stem
         logs_to = [self.log0 + (math.log(stem) if i > 0 else 0.0) for i, _ in ends]
         for t, (st, tab) in enumerate(zip(p.stages, self.tables)):
-            depths, _, arg, rows, kl, nk = per_depth[t]
+            depths, _, best_rows, best_ks = per_depth[t]
             q = chosen_q[t]
-            r, kk = divmod(int(arg[q]), nk)
-            row, k, d = int(rows[r]), kl + kk, float(depths[q])
+            row, k, d = int(best_rows[q]), int(best_ks[q]), float(depths[q])
             c_lo = self._width_values(box, t - 1)[0]
             macs += tab.m1[row, k] + (d - 1) * tab.m2[row, k] + c_lo * tab.gm[row, k]
             params += tab.p1[row, k] + (d - 1) * tab.p2[row, k] + c_lo * tab.gp[row, k]
@@ -351,6 +381,101 @@ class BoxSearch:
             n = 1 + 3 * cum[ends[j][0] - 1]
             grad[2 + r] = (logs_to[j] - self._g(n)) / RHO_SCALE
         return Relaxed(total, grad, (stem, tuple(stages)))
+
+    def _stage_dense(self, t: int, tab: StageTable, box: Box, pr: _Prices):
+        """Best value per depth over every (pair, kernel) of the box: one table max."""
+        dl, dh = box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]
+        kl, kh = box.lo[_slot(t, 3)], box.hi[_slot(t, 3)]
+        rows = np.flatnonzero((tab.wi >= box.lo[_slot(t, 1)]) & (tab.wi <= box.hi[_slot(t, 1)])
+                              & (tab.bi >= box.lo[_slot(t, 2)])
+                              & (tab.bi <= box.hi[_slot(t, 2)]))
+        if rows.size == 0:
+            return None
+        ks = np.arange(kl, kh + 1)
+        A, B = pr.linear(tab, rows[:, None], ks[None, :])
+        depths = tab.depths[dl: dh + 1]
+        vals = A.ravel()[None, :] + (depths[:, None] - 1) * B.ravel()[None, :]
+        arg = np.argmax(vals, axis=1)
+        r, kk = np.divmod(arg, len(ks))
+        return depths, vals[np.arange(len(depths)), arg], rows[r], ks[kk]
+
+    def _stage_analytic(self, t: int, tab: StageTable, box: Box, pr: _Prices):
+        """The same, where every width's bottlenecks form an interval: for a (width, kernel,
+        depth) the value is ``x log b - y b - z b^2 + const`` -- concave in b -- so the best
+        bottleneck is a neighbour of the stationary point (clipped to the interval)."""
+        st = self.p.stages[t]
+        dl, dh = box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]
+        kl, kh = box.lo[_slot(t, 3)], box.hi[_slot(t, 3)]
+        wi = np.arange(box.lo[_slot(t, 1)], box.hi[_slot(t, 1)] + 1)
+        lo = np.maximum(tab.b_first[wi], box.lo[_slot(t, 2)])
+        hi = np.minimum(tab.b_last[wi], box.hi[_slot(t, 2)])
+        keep = (tab.b_first[wi] >= 0) & (lo <= hi)
+        if not keep.any():
+            return None
+        wi, lo, hi = wi[keep], lo[keep], hi[keep]
+        w = tab.widths[wi][:, None, None]
+        k = np.array(st.kernels[kl: kh + 1], dtype=np.float64)[None, :, None]
+        d = tab.depths[dl: dh + 1][None, None, :]
+        r2, big = float(st.res_out ** 2), float(st.res_in ** 2)
+        x = 2.0 * pr.coefficient(np.log(w)) * d
+        y = pr.lam * (r2 * w * (2 * d - 1) + pr.c * big) + pr.mu * (4 * d + w * (2 * d - 1)
+                                                                    + pr.c)
+        z = d * k * k * (pr.lam * r2 + pr.mu)
+        if np.any(x < 0):  # a negative weight (alpha) makes the value convex in b
+            return self._stage_dense(t, tab, box, pr)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            star = np.where(z > 0, (-y + np.sqrt(y * y + 8 * z * x)) / (4 * z),
+                            np.where(y > 0, x / y, np.inf))
+        j = np.searchsorted(tab.bottlenecks, star)  # candidates j - 1 and j
+        lo3, hi3 = lo[:, None, None], hi[:, None, None]
+        cands = [np.clip(j - 1, lo3, hi3), np.clip(j, lo3, hi3)]
+        ks = np.arange(kl, kh + 1)[None, :, None]
+        best, best_row, best_k = None, None, None
+        for cand in cands:
+            rows = tab.row_of[wi[:, None, None], cand]
+            A, B = pr.linear(tab, rows, np.broadcast_to(ks, rows.shape))
+            vals = A + (d - 1) * B
+            flat = vals.reshape(-1, vals.shape[2])  # (width x kernel, depth)
+            arg = np.argmax(flat, axis=0)
+            v = flat[arg, np.arange(flat.shape[1])]
+            rr = rows.reshape(-1, rows.shape[2])[arg, np.arange(flat.shape[1])]
+            kk = np.broadcast_to(ks, rows.shape).reshape(-1, rows.shape[2])[
+                arg, np.arange(flat.shape[1])]
+            if best is None:
+                best, best_row, best_k = v, rr, kk
+            else:
+                better = v > best
+                best = np.where(better, v, best)
+                best_row = np.where(better, rr, best_row)
+                best_k = np.where(better, kk, best_k)
+        return tab.depths[dl: dh + 1], best, best_row, best_k
+
+    def _block_tables(self, n_before: int, depths: tuple[np.ndarray, ...],
+                      cut: tuple[bool, ...]):
+        """For the penalised stages' depths (and the cumulative depth D before them): the
+        depth penalty Q, and g(1 + 3 D_j) at each scale end among them, as broadcastable
+        grids. They depend on the depth ranges only, so they are cached."""
+        key = (n_before, tuple((float(d[0]), len(d)) for d in depths), cut)
+        hit = self._block_cache.get(key)
+        if hit is not None:
+            return hit
+        axes = len(depths) + 1
+        grids = []
+        for axis, d in enumerate(depths, 1):
+            view = [1] * axes
+            view[axis] = -1
+            grids.append(d.reshape(view))
+        mean = sum(grids) / len(grids)
+        q = np.exp(np.sqrt(sum((g - mean) ** 2 for g in grids) / len(grids)))
+        cum = np.arange(n_before, dtype=np.float64).reshape([-1] + [1] * len(depths))
+        cuts = []
+        for g, at in zip(grids, cut):
+            cum = cum + g
+            cuts.append(self._g_vec(1 + 3 * cum) if at else None)
+        if len(self._block_cache) > 4096:
+            self._block_cache.clear()
+        self._block_cache[key] = (q, cuts)
+        return q, cuts
 
     def _g_vec(self, n: np.ndarray) -> np.ndarray:
         return n * np.log(n / self.budgets.rho)
@@ -397,25 +522,33 @@ class BoxSearch:
         return Box(tuple(lo), tuple(hi))
 
     def too_costly(self, box: Box) -> bool:
-        """Whether even the box's cheapest choices break the MAC or parameter budget (every
-        cost grows with every decision, so the least cost of each stage is a lower bound)."""
+        """Whether even the box's cheapest choices break the MAC or parameter budget. Every
+        cost grows with every decision, so a stage's least cost is at its least depth, kernel
+        and previous width, and for each width its least allowed bottleneck."""
         p = self.p
         s = float(self._width_values(box, -1)[0])
         macs = p.stem_res ** 2 * self.stem_k2 * s
         params = (self.stem_k2 + 2) * s
         for t, tab in enumerate(self.tables):
-            rows = np.flatnonzero((tab.wi >= box.lo[_slot(t, 1)]) & (tab.wi <= box.hi[_slot(t, 1)])
-                                  & (tab.bi >= box.lo[_slot(t, 2)])
-                                  & (tab.bi <= box.hi[_slot(t, 2)]))
+            wi = np.arange(box.lo[_slot(t, 1)], box.hi[_slot(t, 1)] + 1)
+            if tab.contiguous:
+                b = np.maximum(tab.b_first[wi], box.lo[_slot(t, 2)])
+                ok = (tab.b_first[wi] >= 0) & (b <= np.minimum(tab.b_last[wi],
+                                                               box.hi[_slot(t, 2)]))
+                rows = tab.row_of[wi[ok], b[ok]]
+            else:
+                rows = np.flatnonzero((tab.wi >= wi[0]) & (tab.wi <= wi[-1])
+                                      & (tab.bi >= box.lo[_slot(t, 2)])
+                                      & (tab.bi <= box.hi[_slot(t, 2)]))
             if rows.size == 0:
                 return True
-            ks = slice(box.lo[_slot(t, 3)], box.hi[_slot(t, 3)] + 1)
+            k = box.lo[_slot(t, 3)]
             d = tab.depths[box.lo[_slot(t, 0)]]
             c = self._width_values(box, t - 1)[0]
-            macs += float(np.min(tab.m1[rows, ks] + (d - 1) * tab.m2[rows, ks]
-                                 + c * tab.gm[rows, ks]))
-            params += float(np.min(tab.p1[rows, ks] + (d - 1) * tab.p2[rows, ks]
-                                   + c * tab.gp[rows, ks]))
+            macs += float(np.min(tab.m1[rows, k] + (d - 1) * tab.m2[rows, k]
+                                 + c * tab.gm[rows, k]))
+            params += float(np.min(tab.p1[rows, k] + (d - 1) * tab.p2[rows, k]
+                                   + c * tab.gp[rows, k]))
         b = self.budgets
         return (b.macs is not None and macs > b.macs) or \
             (b.params is not None and params > b.params)
@@ -427,14 +560,14 @@ class BoxSearch:
         best: Relaxed | None = None
         best_duals = duals
         pi = duals
-        for _ in range(iterations):
+        for step in range(iterations):
             r = self.relax(box, pi)
             if r is None:
                 return None, duals
             solver.add(r.bound, r.grad, pi)
             if best is None or r.bound < best.bound:
                 best, best_duals = r, pi.copy()
-            if best.bound <= target:
+            if best.bound <= target or step == iterations - 1:
                 break
             model = solver.model_min()
             if model is None:
