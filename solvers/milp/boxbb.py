@@ -44,7 +44,13 @@ from archlang.solvers.milp.terms import Unsupported
 
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
 REPRICE, REPRICE_STEPS = 0.01, 8  # boxes within 1% of the incumbent get 8 more steps
-RHO_SCALE = 100.0  # effectiveness rows are in log-width units (hundreds): scale to ~1
+RHO_SCALE = 100.0
+# Which interval to bisect: weight x spread (depths: their range; the others: log-range); a
+# width's weight grows with the alpha of the scale end it owns. Widths first: on R18 (30 s,
+# same incumbent) depth 0.15 / bottleneck 0.5 left a bound of 37,906, these 37,408; R50
+# 53,050 -> 52,648.
+BRANCH_WEIGHTS = {"depth": 0.02, "width": 1.0, "own": 2.0, "bottleneck": 0.1, "kernel": 0.5,
+                  "stem": 2.0}  # effectiveness rows are in log-width units (hundreds): scale to ~1
 
 
 @dataclass(frozen=True)
@@ -591,10 +597,11 @@ class BoxSearch:
         own = {i - 1: a for a, (i, _) in zip(self.alphas, self.ends) if i > 0}
         best_slot, best_score = -1, 0.0
         for t, st in enumerate(self.p.stages):
-            cands = [(_slot(t, 0), st.depths, 0.15),
-                     (_slot(t, 1), st.widths, 1.0 + 2.0 * own.get(t, 0.0)),
-                     (_slot(t, 2), st.bottlenecks, 0.5),
-                     (_slot(t, 3), st.kernels, 0.5)]
+            w = BRANCH_WEIGHTS
+            cands = [(_slot(t, 0), st.depths, w["depth"]),
+                     (_slot(t, 1), st.widths, w["width"] + w["own"] * own.get(t, 0.0)),
+                     (_slot(t, 2), st.bottlenecks, w["bottleneck"]),
+                     (_slot(t, 3), st.kernels, w["kernel"])]
             for slot, values, weight in cands:
                 lo, hi = box.lo[slot], box.hi[slot]
                 if hi > lo:
@@ -604,7 +611,7 @@ class BoxSearch:
                         best_slot, best_score = slot, weight * spread
         if box.hi[0] > box.lo[0]:
             spread = math.log(self.p.stems[box.hi[0]] / self.p.stems[box.lo[0]])
-            if 2.0 * spread > best_score:
+            if BRANCH_WEIGHTS["stem"] * spread > best_score:
                 best_slot = 0
         if best_slot < 0:
             return []
