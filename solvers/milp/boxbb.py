@@ -681,8 +681,9 @@ class BoxSearch:
         else:
             bound = closed_bound if best is not None else -math.inf
             status = "optimal" if best is not None else "infeasible"
+        if best is not None:  # boxes of one point are dropped, not closed: count the best
+            bound = max(bound, best)
         return Outcome(status, best_point, best, bound, nodes, seconds_used)
-
 
 
 class DualSolver:
