@@ -37,9 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from archlang.ir import expr as E
 from archlang.ir import space as S
-from archlang.solvers.milp.staged import Point, Staged, Tables, scores
+from archlang.solvers.milp.staged import Point, Staged, Tables, metric_bound, scores
 from archlang.solvers.milp.terms import Unsupported
 
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
@@ -60,28 +59,12 @@ class Budgets:
     rho: float | None
 
 
-def _metric_bound(c: S.Constraint) -> tuple[str, float]:
-    """`metric <= constant` (or `constant >= metric`) -> (metric, constant)."""
-    from archlang.solvers.milp.program import comparison
-
-    op, a, b = comparison(c)
-    if op in (">=", ">"):
-        a, b = b, a
-    elif op not in ("<=", "<"):
-        raise Unsupported(f"`require {c.text}` is not an upper bound on a metric")
-    if isinstance(a, E.Ref) and a.name.startswith("$") and not E.refs(b):
-        value = E.evaluate(b, {})
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return a.name[1:], float(value)
-    raise Unsupported(f"`require {c.text}` is not `metric <= constant`")
-
-
 def budgets(space: S.Space) -> Budgets:
     found: dict[str, float] = {}
     for c in space.constraints:
         if not c.metrics:
             continue
-        name, value = _metric_bound(c)
+        name, value = metric_bound(c)
         if name not in ("macs", "params", "effectiveness"):
             raise Unsupported(f"`require {c.text}`: the box search bounds only macs, params "
                               "and effectiveness")
@@ -641,7 +624,7 @@ class BoxSearch:
             if time.perf_counter() - start > seconds:
                 break
             node = heapq.heappop(heap)
-            if -node.key <= target() and node.relaxed is not None:
+            if -node.key <= target():  # the root's key is -inf: never closed unpriced
                 closed_bound = max(closed_bound, -node.key)
                 continue
             nodes += 1
@@ -667,7 +650,7 @@ class BoxSearch:
                 child = self.propagate(child)
                 if child is not None:
                     heapq.heappush(heap, _Node(-min(r.bound, -node.key), next(seq), child,
-                                               duals, r))
+                                               duals))
             now = time.perf_counter()
             if now - last_report > 5:
                 last_report = now
@@ -768,7 +751,6 @@ class _Node:
     seq: int
     box: Box = None  # type: ignore[assignment]
     duals: np.ndarray = None  # type: ignore[assignment]
-    relaxed: Relaxed | None = None
 
 
 @dataclass

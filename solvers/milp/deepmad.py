@@ -36,10 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from archlang.ir import expr as E
 from archlang.ir import space as S
 from archlang.solvers.milp.lin import INF, Lin, Model, lsum
-from archlang.solvers.milp.staged import Point, Staged, depth_pattern_penalty, feasible_pairs
+from archlang.solvers.milp.staged import (
+    Point,
+    Staged,
+    depth_pattern_penalty,
+    feasible_pairs,
+    metric_bound,
+)
 from archlang.solvers.milp.terms import Unsupported
 
 
@@ -92,20 +97,14 @@ class StagedModel:
                          for i, ok in enumerate(self.prev_ok)]
         for c in space.constraints:
             if "effectiveness" in c.metrics:
-                op, a, b = _comparison(c)
-                bound = None
-                if op in ("<=", "<") and a == E.Ref("$effectiveness") and \
-                        isinstance(b, E.Const):
-                    bound = float(b.value)
-                elif op in (">=", ">") and b == E.Ref("$effectiveness") and \
-                        isinstance(a, E.Const):
-                    bound = float(a.value)
-                if bound is not None:
-                    self.rho_bound = bound if self.rho_bound is None else \
-                        min(bound, self.rho_bound)
-                else:
+                try:
+                    name, bound = metric_bound(c)
+                except Unsupported:
+                    name = None
+                if name != "effectiveness":
                     raise Unsupported(f"`require {c.text}`: the staged formulation encodes "
                                       "effectiveness only as `effectiveness <= constant`")
+                self.rho_bound = bound if self.rho_bound is None else min(bound, self.rho_bound)
 
     # ------------------------------------------------------------ the model
     def _build(self) -> None:
@@ -596,12 +595,6 @@ def _complete(h: Any, sm: StagedModel, point: Point) -> np.ndarray | None:
         h.setOptionValue(k, v)
     h.clearSolver()  # the next run starts afresh (the fixed-bounds search is not reused)
     return full
-
-
-def _comparison(c: S.Constraint) -> tuple[str, E.Expr, E.Expr]:
-    from archlang.solvers.milp.program import comparison
-
-    return comparison(c)
 
 
 __all__ = ["StagedModel", "solve_staged", "INF"]
