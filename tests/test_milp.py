@@ -423,6 +423,125 @@ def test_box_stage_maximum_in_closed_form_equals_the_table():
             assert np.allclose(dense[1], closed[1], rtol=1e-12, atol=1e-9)
 
 
+def _lagrangian(boxes, point, duals):
+    """The Lagrangian of `point` at `duals`, as the box bounds price it (effectiveness rows
+    exact): what every box bound must be at least, for every point of the box."""
+    from archlang.solvers.milp.boxbb import RHO_SCALE
+    from archlang.solvers.milp.staged import scores
+
+    p, b = boxes.p, boxes.budgets
+    s = scores(p, point)
+    value = s["entropy_score"] + duals[0] * (1 - s["macs"] / b.macs) + \
+        duals[1] * (1 - s["params"] / b.params)
+    stem, stages = point
+    logs, c = [], stem
+    for d, w, bb, k in stages:
+        logs.append(math.log(c) + d * (2 * math.log(bb) + 2 * math.log(k))
+                    + (d - 1) * math.log(w))
+        c = w
+    for r, j in enumerate(boxes.rho_ends):
+        upto = boxes.ends[j][0]
+        n = 1 + 3 * sum(d for d, *_ in stages[:upto])
+        value += duals[2 + r] / RHO_SCALE * (boxes.log0 + sum(logs[:upto]) - boxes._g(n))
+    return value
+
+
+def _box_around(boxes, point, width_steps, depth_steps):
+    from archlang.solvers.milp.boxbb import Box, _slot
+
+    p = boxes.p
+    lo, hi = list(boxes.root().lo), list(boxes.root().hi)
+    for t, (st, (d, w, _, _)) in enumerate(zip(p.stages, point[1])):
+        for what, values, v, r in ((0, st.depths, d, depth_steps), (1, st.widths, w, width_steps)):
+            i = values.index(v)
+            lo[_slot(t, what)] = max(0, i - r)
+            hi[_slot(t, what)] = min(len(values) - 1, i + r)
+    return Box(tuple(lo), tuple(hi))
+
+
+def test_chain_bound_is_exact_at_a_point_and_above_every_point_of_a_box():
+    """The width-exact bound (`chainbound.py`): a one-point box with zero multipliers gives
+    the point's score; for random multipliers, boxes of fixed or ranging depths, its bound is
+    at least the Lagrangian of every sampled point of the box (budgets broken or not)."""
+    import numpy as np
+
+    from archlang.solvers.milp.boxbb import Box, BoxSearch, _slot
+    from archlang.solvers.milp.staged import scores, tables
+
+    space, p = _deepmad_r18()
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    assert boxes.chain is not None
+    rng = np.random.default_rng(3)
+    for point in _random_points(p, 6, 11):
+        lo = [p.stems.index(point[0])]
+        for st, (d, w, b, k) in zip(p.stages, point[1]):
+            lo += [st.depths.index(d), st.widths.index(w), st.bottlenecks.index(b),
+                   st.kernels.index(k)]
+        one = Box(tuple(lo), tuple(lo))
+        r = boxes.chain.relax(one, np.zeros(boxes.nduals))
+        assert r.point == point
+        assert r.bound == pytest.approx(scores(p, point)["entropy_score"], rel=1e-12)
+        duals = rng.uniform(0, 3000, boxes.nduals)
+        assert boxes.chain.relax(one, duals).bound == pytest.approx(
+            _lagrangian(boxes, point, duals), rel=1e-9)
+    for width_steps, depth_steps in ((3, 0), (6, 0), (2, 1)):
+        center = next(_random_points(p, 1, 20 + width_steps))
+        box = boxes.propagate(_box_around(boxes, center, width_steps, depth_steps))
+        for _ in range(3):
+            duals = rng.uniform(0, 3000, boxes.nduals)
+            bound = boxes.chain.relax(box, duals).bound
+            for _ in range(200):
+                pick = [int(rng.integers(a, b + 1)) for a, b in zip(box.lo, box.hi)]
+                stages = tuple(sorted((st.widths[pick[_slot(i, 1)]], st.depths[pick[_slot(i, 0)]],
+                                       i) for i, st in enumerate(p.stages)))
+                stages = [(p.stages[i].depths[pick[_slot(i, 0)]], w) for w, _, i in stages]
+                if any(st.widths.index(w) not in range(box.lo[_slot(i, 1)], box.hi[_slot(i, 1)] + 1)
+                       for i, (st, (_, w)) in enumerate(zip(p.stages, stages))):
+                    continue  # sorting the widths (monotone) left the box
+                full = []
+                for st, (d, w) in zip(p.stages, stages):
+                    allowed = [b for b in st.bottlenecks if b <= w <= 10 * b]
+                    full.append((d, w, allowed[int(rng.integers(len(allowed)))],
+                                 st.kernels[int(rng.integers(len(st.kernels)))]))
+                point = (p.stems[pick[0]], tuple(full))
+                assert bound >= _lagrangian(boxes, point, duals) - 1e-6
+
+
+def test_chain_bound_is_exact_in_the_widths():
+    """With the depths fixed, the width-exact bound over a box equals (within the kappa grid's
+    chord and the first stage's widest second-stage width) the largest stage-by-stage bound of
+    its one-width-profile boxes, where the stage-by-stage bound is exact in the widths; and it
+    is far below the stage-by-stage bound of the whole box."""
+    import itertools
+
+    import numpy as np
+
+    from archlang.solvers.milp.boxbb import Box, BoxSearch, _slot
+    from archlang.solvers.milp.staged import tables
+
+    space, p = _deepmad_r18()
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    center = (32, ((1, 96, 16, 5), (2, 392, 40, 5), (15, 632, 64, 5), (14, 656, 72, 5),
+                   (9, 968, 104, 5)))
+    box = _box_around(boxes, center, 1, 0)
+    lo, hi = list(box.lo), list(box.hi)
+    lo[0] = hi[0] = p.stems.index(32)
+    box = Box(tuple(lo), tuple(hi))
+    duals = np.array([1490.0, 1990.0, 0, 0, 0, 50.0])
+    chain = boxes.chain.relax(box, duals).bound
+    best = -math.inf
+    for profile in itertools.product(*[range(lo[_slot(t, 1)], hi[_slot(t, 1)] + 1)
+                                       for t in range(len(p.stages))]):
+        a, b = list(lo), list(hi)
+        for t, i in enumerate(profile):
+            a[_slot(t, 1)] = b[_slot(t, 1)] = i
+        one = boxes.propagate(Box(tuple(a), tuple(b)))
+        if one is not None:
+            best = max(best, boxes.relax(one, duals).bound)
+    assert best - 1e-6 <= chain <= best + 1e-4 * abs(best)
+    assert boxes.relax(box, duals).bound > chain + 1e-3 * abs(chain)
+
+
 def test_stage_moves_improve_and_keep_every_requirement():
     from archlang.solvers.milp.heuristic import StageMoves, search
     from archlang.solvers.milp.staged import assignment, scores

@@ -44,6 +44,7 @@ from archlang.solvers.milp.terms import Unsupported
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
 REPRICE, REPRICE_STEPS = 0.01, 8  # boxes within 1% of the incumbent get 8 more steps
 RHO_SCALE = 100.0
+CHAIN_WORK = 300_000  # table entries above which a box is bounded stage by stage
 # Which interval to bisect: weight x spread (depths: their range; the others: log-range); a
 # width's weight grows with the alpha of the scale end it owns. Widths first: on R18 (30 s,
 # same incumbent) depth 0.15 / bottleneck 0.5 left a bound of 37,906, these 37,408; R50
@@ -229,6 +230,24 @@ class BoxSearch:
 
         self._rank = ranker(space, p, metric, sense)
         self._block_cache: dict = {}
+        self.root_duals: np.ndarray | None = None
+        from archlang.solvers.milp.chainbound import ChainBound
+
+        try:
+            self.chain: ChainBound | None = ChainBound(self)
+        except Unsupported:
+            self.chain = None
+
+    def _depths_fixed(self, box: Box) -> bool:
+        return all(box.lo[_slot(t, 0)] == box.hi[_slot(t, 0)] for t in range(len(self.p.stages)))
+
+    def bound_of(self, box: Box, duals: np.ndarray) -> Relaxed | None:
+        """The box's bound at `duals`: exact in the widths (`ChainBound`) where that is
+        cheap enough, else stage by stage (`relax`)."""
+        if self.chain is not None and self._depths_fixed(box) and \
+                self.chain.work(box) <= CHAIN_WORK:
+            return self.chain.relax(box, duals)
+        return self.relax(box, duals)
 
     # ------------------------------------------------------------ widths of a box
     def _width_values(self, box: Box, t: int) -> np.ndarray:
@@ -478,11 +497,15 @@ class BoxSearch:
                    len(st.kernels) - 1]
         return Box(tuple(lo), tuple(hi))
 
-    def around(self, point: Point, width_steps: int) -> Box:
+    def around(self, point: Point, width_steps: int,
+               depths: tuple[int, ...] | None = None) -> Box:
         """The box of every point whose widths (and stem) are within `width_steps` values of
-        `point`'s; depths, bottlenecks and kernels free. A large neighbourhood to search."""
+        `point`'s; bottlenecks and kernels free; depths free, or fixed to `depths`. A large
+        neighbourhood to search."""
         lo, hi = list(self.root().lo), list(self.root().hi)
         stem, stages = point
+        for t, d in enumerate(depths or ()):
+            lo[_slot(t, 0)] = hi[_slot(t, 0)] = self.p.stages[t].depths.index(d)
         slots = [(0, self.p.stems, stem)] + [(_slot(t, 1), st.widths, w) for t, (st, (_, w, _, _))
                                              in enumerate(zip(self.p.stages, stages))]
         for slot, values, value in slots:
@@ -550,7 +573,7 @@ class BoxSearch:
         best_duals = duals
         pi = duals
         for step in range(iterations):
-            r = self.relax(box, pi)
+            r = self.bound_of(box, pi)
             if r is None:
                 return None, duals
             solver.add(r.bound, r.grad, pi)
@@ -603,7 +626,8 @@ class BoxSearch:
 
     def search(self, incumbent: Point | None, seconds: float, gap: float,
                progress: Callable[[str], None] = lambda text: None,
-               iterations: int = 1, within: Box | None = None) -> Outcome:
+               iterations: int = 1, within: Box | None = None,
+               root_steps: int = ROOT_STEPS) -> Outcome:
         start = time.perf_counter()
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = scores(self.p, best_point)[self.metric] if best_point is not None else None
@@ -614,7 +638,10 @@ class BoxSearch:
         root = self.propagate(within or self.root())
         heap: list[_Node] = []
         seq = itertools.count()
-        duals0 = np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends))
+        # Multipliers start where the last search's first box converged (searches of nearby
+        # boxes follow one another).
+        duals0 = self.root_duals if self.root_duals is not None else \
+            np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends))
         if root is not None:
             heapq.heappush(heap, _Node(-math.inf, next(seq), root, duals0))
         nodes = 0
@@ -632,8 +659,10 @@ class BoxSearch:
                 continue
             # The first box's multipliers are converged, and its descendants start from them;
             # a box is re-priced only when that could close it (a bound near the incumbent).
-            steps = iterations if nodes > 1 else ROOT_STEPS
+            steps = iterations if nodes > 1 else root_steps
             r, duals = self.bound(node.box, node.duals, target(), steps)
+            if nodes == 1:
+                self.root_duals = duals
             if r is not None and target() < r.bound <= target() + REPRICE * abs(target()):
                 r, duals = self.bound(node.box, duals, target(), REPRICE_STEPS)
             if r is None:

@@ -460,7 +460,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
         # exact stage moves.
         incumbent = moves.improve(incumbent, time.perf_counter() + max(0.2, 0.05 * limit))
         for steps in (0, 1):
-            left = 0.45 * limit - (time.perf_counter() - start)
+            left = LNS_UNTIL * limit - (time.perf_counter() - start)
             if left <= 0:
                 break
             found = boxes.search(incumbent, left / (2 - steps), 0.0, iterations=6,
@@ -468,6 +468,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
             if found.point is not None:
                 incumbent = moves.improve(found.point,
                                           time.perf_counter() + max(0.2, 0.05 * limit))
+        incumbent = _profiles(boxes, moves, incumbent, start + PROFILES_UNTIL * limit, limit)
         progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
                  f"({time.perf_counter() - start:.1f} s); bounding boxes")
     left = max(0.5, limit - (time.perf_counter() - start))
@@ -493,6 +494,54 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
         notes.append("the cost pass finds broken requirements: " + "; ".join(broken))
     return Solution(out.status, out.objective, bound, gap, seconds, chosen, metrics, name,
                     size, notes=tuple(notes))
+
+
+LNS_UNTIL = 0.45  # shares of the time limit by which the large neighbourhoods stop
+PROFILES_UNTIL = 0.6  # and the depth-profile search
+PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
+
+
+def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: float) -> Point:
+    """Depth-profile local search: the incumbent's depth profile, then those one block away
+    in one stage, each searched exactly (the box search, whose bound is exact in the widths
+    once the depths are fixed) over widths within PROFILE_STEPS of the incumbent's, any
+    bottleneck and kernel. Moves to the first profile that improves; stops when none does."""
+    import time
+
+    from archlang.solvers.milp.staged import scores
+
+    p, metric = boxes.p, boxes.metric
+    tried: set[tuple[int, ...]] = set()
+    each = max(0.5, 0.04 * limit)
+    improved = True
+    while improved and time.perf_counter() < until:
+        improved = False
+        depths = tuple(d for d, *_ in incumbent[1])
+        near = [depths]
+        for t, u in itertools.product(range(-1, len(depths)), range(len(depths))):
+            # one block more or less in stage u, or one moved from stage t to stage u
+            changes = [(u, 1), (u, -1)] if t < 0 else [(t, -1), (u, 1)] if t != u else []
+            profile = list(depths)
+            for i, step in changes:
+                profile[i] += step
+            if changes and all(d in st.depths for d, st in zip(profile, p.stages)):
+                near.append(tuple(profile))
+        for profile in near:
+            left = until - time.perf_counter()
+            if left <= 0:
+                break
+            if profile in tried:
+                continue
+            tried.add(profile)
+            found = boxes.search(incumbent, min(left, 2 * each if profile == depths else each),
+                                 0.0, iterations=3, root_steps=12,
+                                 within=boxes.around(incumbent, PROFILE_STEPS, profile))
+            if found.point is not None and found.point != incumbent and \
+                    scores(p, found.point)[metric] > scores(p, incumbent)[metric]:
+                incumbent = moves.improve(found.point, time.perf_counter() + max(0.2, 0.02 * limit))
+                improved = True
+                break
+    return incumbent
 
 
 def solve_staged(space: S.Space, settings: Any, check: Any,
