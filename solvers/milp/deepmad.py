@@ -429,6 +429,12 @@ def requirements(space: S.Space, sm: StagedModel) -> None:
             sm.m.row(diff, 0.0, 0.0)
 
 
+LNS_UNTIL = 0.45  # shares of the time limit by which the large neighbourhoods stop
+PROFILES_UNTIL = 0.6  # and the depth-profile search
+PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
+PROFILE_ITERATIONS = 3  # bundle steps per box there
+
+
 def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                 progress: Any = lambda text: None, start: float | None = None) -> Any:
     """Box branch and bound (`boxbb.py`) from a heuristic incumbent polished by exact stage
@@ -457,7 +463,8 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     else:
         # Large neighbourhoods: depths, bottlenecks and kernels searched exactly by the box
         # search with the widths held (then within a step of them), each result polished by
-        # exact stage moves.
+        # exact stage moves; then the widths, bottlenecks and kernels with the depths held
+        # (the incumbent's depth profile and those a block away: `_profiles`).
         incumbent = moves.improve(incumbent, time.perf_counter() + max(0.2, 0.05 * limit))
         for steps in (0, 1):
             left = LNS_UNTIL * limit - (time.perf_counter() - start)
@@ -468,7 +475,8 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
             if found.point is not None:
                 incumbent = moves.improve(found.point,
                                           time.perf_counter() + max(0.2, 0.05 * limit))
-        incumbent = _profiles(boxes, moves, incumbent, start + PROFILES_UNTIL * limit, limit)
+        incumbent = _profiles(boxes, moves, incumbent, start + PROFILES_UNTIL * limit, limit,
+                              progress)
         progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
                  f"({time.perf_counter() - start:.1f} s); bounding boxes")
     left = max(0.5, limit - (time.perf_counter() - start))
@@ -496,12 +504,8 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                     size, notes=tuple(notes))
 
 
-LNS_UNTIL = 0.45  # shares of the time limit by which the large neighbourhoods stop
-PROFILES_UNTIL = 0.6  # and the depth-profile search
-PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
-
-
-def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: float) -> Point:
+def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: float,
+              progress: Any = lambda text: None) -> Point:
     """Depth-profile local search: the incumbent's depth profile, then those one block away
     in one stage, each searched exactly (the box search, whose bound is exact in the widths
     once the depths are fixed) over widths within PROFILE_STEPS of the incumbent's, any
@@ -517,14 +521,16 @@ def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: flo
     while improved and time.perf_counter() < until:
         improved = False
         depths = tuple(d for d, *_ in incumbent[1])
+        n = len(depths)
+        # one block more or less in stage u, or one moved from stage t to stage u
+        changes = [((u, step),) for u in range(n) for step in (1, -1)] + \
+            [((t, -1), (u, 1)) for t, u in itertools.product(range(n), range(n)) if t != u]
         near = [depths]
-        for t, u in itertools.product(range(-1, len(depths)), range(len(depths))):
-            # one block more or less in stage u, or one moved from stage t to stage u
-            changes = [(u, 1), (u, -1)] if t < 0 else [(t, -1), (u, 1)] if t != u else []
+        for change in changes:
             profile = list(depths)
-            for i, step in changes:
+            for i, step in change:
                 profile[i] += step
-            if changes and all(d in st.depths for d, st in zip(profile, p.stages)):
+            if all(d in st.depths for d, st in zip(profile, p.stages)):
                 near.append(tuple(profile))
         for profile in near:
             left = until - time.perf_counter()
@@ -534,8 +540,11 @@ def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: flo
                 continue
             tried.add(profile)
             found = boxes.search(incumbent, min(left, 2 * each if profile == depths else each),
-                                 0.0, iterations=3, root_steps=12,
+                                 0.0, iterations=PROFILE_ITERATIONS, root_steps=12,
                                  within=boxes.around(incumbent, PROFILE_STEPS, profile))
+            progress(f"depth profile {profile}: best {metric} "
+                     f"{found.objective if found.objective is not None else float('nan'):.6g}, "
+                     f"bound {found.bound:.6g} ({found.nodes} boxes)")
             if found.point is not None and found.point != incumbent and \
                     scores(p, found.point)[metric] > scores(p, incumbent)[metric]:
                 incumbent = moves.improve(found.point, time.perf_counter() + max(0.2, 0.02 * limit))
