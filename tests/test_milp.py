@@ -557,6 +557,24 @@ def test_stage_moves_improve_and_keep_every_requirement():
     assert not archlang.fix(space, assignment(p, better)).violations()
 
 
+def test_pair_moves_improve_a_stage_move_optimum_and_keep_every_requirement():
+    """From a point no single-stage move improves, re-choosing two stages at once does."""
+    import time
+
+    from archlang.solvers.milp.heuristic import StageMoves
+    from archlang.solvers.milp.staged import assignment, scores
+
+    space, p = _deepmad_r18()
+    moves = StageMoves(space, p, "entropy_score", "maximize")
+    start = (32, ((1, 88, 32, 5), (1, 400, 64, 5), (14, 640, 64, 5), (15, 656, 72, 5),
+                  (10, 960, 96, 5)))
+    assert moves.improve(start, time.perf_counter() + 30) == start  # a stage-move optimum
+    better = moves.improve_pairs(start, time.perf_counter() + 3, sizes=((4, 1, 1),))
+    assert scores(p, better)["entropy_score"] > scores(p, start)["entropy_score"]
+    assert moves.meets(better)
+    assert not archlang.fix(space, assignment(p, better)).violations()
+
+
 @pytest.mark.parametrize("formulation", ["staged-boxes", "staged-milp"])
 def test_staged_infeasible_budget_is_reported(formulation):
     """Budgets below the cheapest point: both engines say infeasible and return no point."""

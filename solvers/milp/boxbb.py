@@ -627,7 +627,8 @@ class BoxSearch:
     def search(self, incumbent: Point | None, seconds: float, gap: float,
                progress: Callable[[str], None] = lambda text: None,
                iterations: int = 1, within: Box | None = None,
-               root_steps: int = ROOT_STEPS) -> Outcome:
+               root_steps: int = ROOT_STEPS,
+               polish: Callable[[Point], Point] | None = None) -> Outcome:
         start = time.perf_counter()
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = scores(self.p, best_point)[self.metric] if best_point is not None else None
@@ -671,6 +672,9 @@ class BoxSearch:
                 value = scores(self.p, r.point)[self.metric]
                 if _better(value, best):
                     best, best_point = value, r.point
+                    if polish is not None:  # a local search from the new incumbent
+                        best_point = polish(best_point)
+                        best = scores(self.p, best_point)[self.metric]
                     progress(f"incumbent {self.metric} = {best:.6g} (node {nodes})")
             if r.bound <= target():
                 closed_bound = max(closed_bound, min(r.bound, -node.key))

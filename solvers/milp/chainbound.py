@@ -240,8 +240,6 @@ class ChainBound:
         tau = np.zeros(nst)
         tangents = {}
         for j in s.rho_ends:
-            if nu[j] == 0:
-                continue
             upto = s.ends[j][0]
             lo = [p.stages[t].depths[box.lo[1 + 4 * t]] for t in range(upto)]
             hi = [p.stages[t].depths[box.hi[1 + 4 * t]] for t in range(upto)]
@@ -289,9 +287,12 @@ class ChainBound:
             weights.append((int(g0[a, b]) + 1, float(f[a, b])))
         tail = self._choice(box, last, a, b, arg_last)
         parts_l = self._parts(last, *tail)
-        macs = params = 0.0
-        logs = np.zeros(nst)  # per stage, weighted over the grid points
-        stem_logs = 0.0
+        # the relaxation's constraint values (its subgradient): the head's, weighted as the
+        # chord weighs its grid points, plus the last stage's
+        macs, params = parts_l[0], parts_l[1]
+        logs = np.zeros(nst)  # log-width sum per stage
+        depth = np.zeros(nst)
+        logs[last], depth[last] = parts_l[2], tail[-1][0]
         points = []
         for g, wgt in weights:
             stem, stages, parts, stem_parts = self._recover(box, heads[g], a)
@@ -299,17 +300,9 @@ class ChainBound:
             macs += wgt * (sum(x[0] for x in parts) + stem_parts[0])
             params += wgt * (sum(x[1] for x in parts) + stem_parts[1])
             logs[: o + 1] += wgt * np.array([x[2] for x in parts])
-            stem_logs += wgt * s.log0
-        macs += parts_l[0]
-        params += parts_l[1]
-        logs[last] = parts_l[2]
+            depth[: o + 1] += wgt * np.array([d for d, *_ in stages])
         _, stem, stages = max(points, key=lambda x: x[0])
         point = (stem, tuple(stages) + (tail[-1],))
-        depths = [d for d, *_ in point[1]]
-        for j in s.rho_ends:  # the exact effectiveness terms
-            if nu[j] and j not in tangents:
-                const_j = s._g(1 + 3 * sum(depths[: s.ends[j][0]]))
-                bound -= nu[j] * const_j
         grad = np.zeros(s.nduals)
         if M:
             grad[0] = 1.0 - macs / M
@@ -317,13 +310,14 @@ class ChainBound:
             grad[1] = 1.0 - params / P
         for r, j in enumerate(s.rho_ends):
             upto = s.ends[j][0]
-            n = 1 + 3 * sum(depths[:upto])
+            n = 1 + 3 * float(depth[:upto].sum())
             if j in tangents:
                 n0, slope = tangents[j]
                 ghat = s._g(n0) + slope * (n - n0)
-            else:
+            else:  # the depths before end j are fixed: its term is exact
                 ghat = s._g(n)
-            grad[2 + r] = (stem_logs + float(logs[:upto].sum()) - ghat) / RHO_SCALE
+                bound -= nu[j] * ghat
+            grad[2 + r] = (s.log0 + float(logs[:upto].sum()) - ghat) / RHO_SCALE
         return Relaxed(bound, grad, point)
 
     # ------------------------------------------------------------ recovering choices

@@ -429,8 +429,13 @@ def requirements(space: S.Space, sm: StagedModel) -> None:
             sm.m.row(diff, 0.0, 0.0)
 
 
-LNS_UNTIL = 0.45  # shares of the time limit by which the large neighbourhoods stop
-PROFILES_UNTIL = 0.6  # and the depth-profile search
+# Shares of the time limit by which the incumbent's phases stop: the large neighbourhoods,
+# pair moves, the depth-profile search (a phase whose share is below the previous one's is
+# skipped); the global box search has the rest.
+LNS_UNTIL = 0.35
+PAIRS_UNTIL = 0.6
+PROFILES_UNTIL = 0.65
+POLISH = 0.05  # share of the time limit for pair moves from each incumbent the global search finds
 PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
 PROFILE_ITERATIONS = 3  # bundle steps per box there
 
@@ -475,12 +480,17 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
             if found.point is not None:
                 incumbent = moves.improve(found.point,
                                           time.perf_counter() + max(0.2, 0.05 * limit))
+        incumbent = moves.improve_pairs(incumbent, start + PAIRS_UNTIL * limit)
+        progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} after pair moves "
+                 f"({time.perf_counter() - start:.1f} s)")
         incumbent = _profiles(boxes, moves, incumbent, start + PROFILES_UNTIL * limit, limit,
                               progress)
         progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
                  f"({time.perf_counter() - start:.1f} s); bounding boxes")
     left = max(0.5, limit - (time.perf_counter() - start))
-    out = boxes.search(incumbent, left, settings.gap, progress)
+    out = boxes.search(incumbent, left, settings.gap, progress,
+                       polish=lambda point: moves.improve_pairs(
+                           point, min(time.perf_counter() + POLISH * limit, start + limit)))
     seconds = time.perf_counter() - start
     name = "staged boxes (DeepMAD-like: branch and bound over decision boxes, Lagrangian " \
         "bounds)"

@@ -10,6 +10,7 @@ infeasible start. It proves nothing: the MILP does.
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -171,6 +172,12 @@ class StageMoves:
         self.budgets = budgets(space)
         self.tables = tables if tables is not None else read_tables(space, p)
         self.options = []  # per stage: (d, w, b, k, width index) arrays over every option
+        self._bottlenecks = []  # per stage: width index -> allowed bottleneck indices, sorted
+        for pairs in self.tables.pairs:
+            allowed: dict[int, list[int]] = {}
+            for a, b in sorted(pairs):
+                allowed.setdefault(a, []).append(b)
+            self._bottlenecks.append(allowed)
         for st, pairs in zip(p.stages, self.tables.pairs):
             wi = np.array([a for a, _ in pairs])
             bi = np.array([b for _, b in pairs])
@@ -207,6 +214,83 @@ class StageMoves:
                 return False
             prev_values, prev = st.widths, w
         return True
+
+    def _near(self, t: int, choice: tuple, width_steps: int, depth_steps: int,
+              bottleneck_steps: int):
+        """Stage t's options near `choice`: widths within width_steps values, depths within
+        depth_steps, for each width its least allowed bottlenecks (bottleneck_steps + 1 of
+        them), every kernel. Arrays (d, w, b, k, width index)."""
+        import numpy as np
+
+        st = self.p.stages[t]
+        d0, w0, _, _ = choice
+        i0, j0 = st.widths.index(w0), st.depths.index(d0)
+        rows = []
+        for a, bs in self._bottlenecks[t].items():
+            if abs(a - i0) <= width_steps:
+                rows += [(a, b) for b in bs[: bottleneck_steps + 1]]
+        depths = st.depths[max(0, j0 - depth_steps): j0 + depth_steps + 1]
+        grid = np.array([(d, st.widths[a], st.bottlenecks[b], k, a) for d in depths
+                         for a, b in rows for k in st.kernels], dtype=np.float64)
+        return tuple(grid[:, i] for i in range(5))
+
+    def improve_pairs(self, point: Point, deadline: float,
+                      sizes: tuple = ((8, 2, 1), (16, 3, 2), (24, 4, 2))) -> Point:
+        """Local search whose move re-chooses two stages at once near their current choices
+        (`_near` with each (width_steps, depth_steps, bottleneck_steps) of `sizes`, the next
+        size once the smaller finds nothing): a block or part of the budget moves from one
+        stage to another, which one-stage moves cannot do. Best move per pair, pairs in
+        turn, until no pair improves at the largest size (or the deadline)."""
+        import numpy as np
+
+        p = self.p
+        if not self.meets(point):
+            return point
+        current = self.sign * scores(p, point)[self.metric]
+        level = 0
+        while level < len(sizes) and time.perf_counter() < deadline:
+            improved = False
+            for s1, s2 in itertools.combinations(range(len(p.stages)), 2):
+                if time.perf_counter() >= deadline:
+                    break
+                stem, stages = point
+                a = self._near(s1, stages[s1], *sizes[level])
+                b = self._near(s2, stages[s2], *sizes[level])
+                best, best_value = None, current
+                chunk = max(1, 200_000 // len(b[0]))
+                for lo in range(0, len(a[0]), chunk):
+                    ia, ib = np.meshgrid(np.arange(lo, min(lo + chunk, len(a[0]))),
+                                         np.arange(len(b[0])), indexing="ij")
+                    ia, ib = ia.ravel(), ib.ravel()
+                    trial = [tuple(np.full(len(ia), float(x)) for x in c) for c in stages]
+                    trial[s1] = tuple(x[ia] for x in a[:4])
+                    trial[s2] = tuple(x[ib] for x in b[:4])
+                    sc = scores_batch(p, stem, trial)
+                    ok = self._feasible(sc) & self._chains_ok(stem, trial)
+                    value = np.where(ok, self.sign * sc[self.metric], -np.inf)
+                    i = int(np.argmax(value))
+                    if value[i] > best_value + 1e-9 * max(1.0, abs(best_value)):
+                        best_value = float(value[i])
+                        best = tuple(tuple(int(x[i]) for x in stage) for stage in trial)
+                if best is not None:
+                    point, current, improved = (stem, best), best_value, True
+            level = 0 if improved and level > 0 else level + (not improved)
+        return point
+
+    def _chains_ok(self, stem, stages):
+        """Whether consecutive widths (arrays or scalars) meet the width-chain requirements."""
+        import numpy as np
+
+        ok = np.ones(np.shape(stages[0][1]) or (), dtype=bool)
+        prev_values, prev = self.p.stems, np.asarray(stem, dtype=np.float64)
+        for st, chain, (_, w, _, _) in zip(self.p.stages, self.tables.chains, stages):
+            w = np.asarray(w, dtype=np.float64)
+            if chain is not None:
+                pi = np.searchsorted(np.array(prev_values, dtype=np.float64), prev)
+                wi = np.searchsorted(np.array(st.widths, dtype=np.float64), w)
+                ok = ok & chain[pi, wi]
+            prev_values, prev = st.widths, w
+        return ok
 
     def improve(self, point: Point, deadline: float) -> Point:
         """Best-improvement stage moves until none improves (or the deadline). From a point
