@@ -219,7 +219,7 @@ class StageMoves:
               bottleneck_steps: int):
         """Stage t's options near `choice`: widths within width_steps values, depths within
         depth_steps, for each width its least allowed bottlenecks (bottleneck_steps + 1 of
-        them), every kernel. Arrays (d, w, b, k, width index)."""
+        them), every kernel. Arrays (d, w, b, k)."""
         import numpy as np
 
         st = self.p.stages[t]
@@ -230,9 +230,9 @@ class StageMoves:
             if abs(a - i0) <= width_steps:
                 rows += [(a, b) for b in bs[: bottleneck_steps + 1]]
         depths = st.depths[max(0, j0 - depth_steps): j0 + depth_steps + 1]
-        grid = np.array([(d, st.widths[a], st.bottlenecks[b], k, a) for d in depths
+        grid = np.array([(d, st.widths[a], st.bottlenecks[b], k) for d in depths
                          for a, b in rows for k in st.kernels], dtype=np.float64)
-        return tuple(grid[:, i] for i in range(5))
+        return tuple(grid[:, i] for i in range(4))
 
     def improve_pairs(self, point: Point, deadline: float,
                       sizes: tuple = ((8, 2, 1), (16, 3, 2), (24, 4, 2))) -> Point:
@@ -263,8 +263,8 @@ class StageMoves:
                                          np.arange(len(b[0])), indexing="ij")
                     ia, ib = ia.ravel(), ib.ravel()
                     trial = [tuple(np.full(len(ia), float(x)) for x in c) for c in stages]
-                    trial[s1] = tuple(x[ia] for x in a[:4])
-                    trial[s2] = tuple(x[ib] for x in b[:4])
+                    trial[s1] = tuple(x[ia] for x in a)
+                    trial[s2] = tuple(x[ib] for x in b)
                     sc = scores_batch(p, stem, trial)
                     ok = self._feasible(sc) & self._chains_ok(stem, trial)
                     value = np.where(ok, self.sign * sc[self.metric], -np.inf)
