@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archlang.solvers.milp.boxbb import RHO_SCALE, Relaxed, _slot
 from archlang.solvers.milp.terms import Unsupported
 
 GRID_STEP = 0.5  # spacing of the kappa grid (kappa is about 30-60 on DeepMAD's problems)
@@ -85,7 +86,7 @@ class ChainBound:
         if t < 0:
             idx = np.arange(box.lo[0], box.hi[0] + 1)
             return idx, self.s.stems[idx]
-        slot = 1 + 4 * t + 1
+        slot = _slot(t, 1)
         idx = np.arange(box.lo[slot], box.hi[slot] + 1)
         return idx, self.s.tables[t].widths[idx]
 
@@ -95,8 +96,8 @@ class ChainBound:
         for t in range(len(self.p.stages)):
             n_prev = len(self._widths(box, t - 1)[0])
             n_w = len(self._widths(box, t)[0])
-            n_d = box.hi[1 + 4 * t] - box.lo[1 + 4 * t] + 1
-            n_k = box.hi[1 + 4 * t + 3] - box.lo[1 + 4 * t + 3] + 1
+            n_d = box.size(_slot(t, 0))
+            n_k = box.size(_slot(t, 3))
             total += n_prev * n_w * n_d * n_k
         return total * self._grid_size(box)
 
@@ -117,7 +118,7 @@ class ChainBound:
         stage's log-widths weighted by K (one per width): (value, b index, k index, d index),
         each (n_c, n_w); -inf where no bottleneck is allowed or the chain forbids the pair."""
         st, tab = self.p.stages[t], self.s.tables[t]
-        s0 = 1 + 4 * t
+        s0 = _slot(t, 0)
         wi = np.arange(box.lo[s0 + 1], box.hi[s0 + 1] + 1)
         blo = np.maximum(tab.b_first[wi], box.lo[s0 + 2])
         bhi = np.minimum(tab.b_last[wi], box.hi[s0 + 2])
@@ -213,7 +214,7 @@ class ChainBound:
         s = self.s
         if not s.beta:
             return 0.0
-        ranges = tuple((box.lo[1 + 4 * t], box.hi[1 + 4 * t]) for t in s.penalised)
+        ranges = tuple((box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]) for t in s.penalised)
         hit = self._qmin_cache.get(ranges)
         if hit is None:
             depths = [self.p.stages[t].depths[a: b + 1] for t, (a, b) in zip(s.penalised, ranges)]
@@ -225,8 +226,6 @@ class ChainBound:
     def relax(self, box, duals: np.ndarray):
         """Upper bound over `box` for multipliers `duals` (as `BoxSearch.relax`), with its
         subgradient and a point of the box (the relaxation's choice; None if empty)."""
-        from archlang.solvers.milp.boxbb import RHO_SCALE, Relaxed
-
         s, p = self.s, self.p
         nst = len(p.stages)
         M, P = s.budgets.macs or 0.0, s.budgets.params or 0.0
@@ -241,8 +240,8 @@ class ChainBound:
         tangents = {}
         for j in s.rho_ends:
             upto = s.ends[j][0]
-            lo = [p.stages[t].depths[box.lo[1 + 4 * t]] for t in range(upto)]
-            hi = [p.stages[t].depths[box.hi[1 + 4 * t]] for t in range(upto)]
+            lo = [p.stages[t].depths[box.lo[_slot(t, 0)]] for t in range(upto)]
+            hi = [p.stages[t].depths[box.hi[_slot(t, 0)]] for t in range(upto)]
             if lo == hi:
                 continue  # exact: -nu g(n) with the chosen (fixed) depths, added below
             n0 = 1 + 3 * sum((a + b) / 2 for a, b in zip(lo, hi))
