@@ -468,8 +468,9 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     else:
         # Large neighbourhoods: depths, bottlenecks and kernels searched exactly by the box
         # search with the widths held (then within a step of them), each result polished by
-        # exact stage moves; then the widths, bottlenecks and kernels with the depths held
-        # (the incumbent's depth profile and those a block away: `_profiles`).
+        # exact stage moves; then pair moves (two stages re-chosen at once); then the widths,
+        # bottlenecks and kernels with the depths held (the incumbent's depth profile and
+        # those a block away: `_profiles`).
         incumbent = moves.improve(incumbent, time.perf_counter() + max(0.2, 0.05 * limit))
         for steps in (0, 1):
             left = LNS_UNTIL * limit - (time.perf_counter() - start)
@@ -522,8 +523,6 @@ def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: flo
     bottleneck and kernel. Moves to the first profile that improves; stops when none does."""
     import time
 
-    from archlang.solvers.milp.staged import scores
-
     p, metric = boxes.p, boxes.metric
     tried: set[tuple[int, ...]] = set()
     each = max(0.5, 0.04 * limit)
@@ -552,11 +551,9 @@ def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: flo
             found = boxes.search(incumbent, min(left, 2 * each if profile == depths else each),
                                  0.0, iterations=PROFILE_ITERATIONS, root_steps=12,
                                  within=boxes.around(incumbent, PROFILE_STEPS, profile))
-            progress(f"depth profile {profile}: best {metric} "
-                     f"{found.objective if found.objective is not None else float('nan'):.6g}, "
+            progress(f"depth profile {profile}: best {metric} {found.objective:.6g}, "
                      f"bound {found.bound:.6g} ({found.nodes} boxes)")
-            if found.point is not None and found.point != incumbent and \
-                    scores(p, found.point)[metric] > scores(p, incumbent)[metric]:
+            if found.point != incumbent:  # the search returns the incumbent or a better point
                 incumbent = moves.improve(found.point, time.perf_counter() + max(0.2, 0.02 * limit))
                 improved = True
                 break

@@ -262,7 +262,7 @@ class StageMoves:
                     ia, ib = np.meshgrid(np.arange(lo, min(lo + chunk, len(a[0]))),
                                          np.arange(len(b[0])), indexing="ij")
                     ia, ib = ia.ravel(), ib.ravel()
-                    trial = [tuple(np.full(len(ia), float(x)) for x in c) for c in stages]
+                    trial = list(stages)  # the other stages stay scalars (broadcast)
                     trial[s1] = tuple(x[ia] for x in a)
                     trial[s2] = tuple(x[ib] for x in b)
                     sc = scores_batch(p, stem, trial)
@@ -271,9 +271,11 @@ class StageMoves:
                     i = int(np.argmax(value))
                     if value[i] > best_value + 1e-9 * max(1.0, abs(best_value)):
                         best_value = float(value[i])
-                        best = tuple(tuple(int(x[i]) for x in stage) for stage in trial)
+                        best = list(stages)
+                        best[s1] = tuple(int(x[ia[i]]) for x in a)
+                        best[s2] = tuple(int(x[ib[i]]) for x in b)
                 if best is not None:
-                    point, current, improved = (stem, best), best_value, True
+                    point, current, improved = (stem, tuple(best)), best_value, True
             level = 0 if improved and level > 0 else level + (not improved)
         return point
 
@@ -281,7 +283,7 @@ class StageMoves:
         """Whether consecutive widths (arrays or scalars) meet the width-chain requirements."""
         import numpy as np
 
-        ok = np.ones(np.shape(stages[0][1]) or (), dtype=bool)
+        ok = np.ones((), dtype=bool)
         prev_values, prev = self.p.stems, np.asarray(stem, dtype=np.float64)
         for st, chain, (_, w, _, _) in zip(self.p.stages, self.tables.chains, stages):
             w = np.asarray(w, dtype=np.float64)
