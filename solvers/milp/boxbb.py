@@ -201,12 +201,21 @@ class BoxSearch:
     """Branch and bound for one recognised problem (see the module doc)."""
 
     def __init__(self, space: S.Space, p: Staged, metric: str, sense: str,
-                 tables: Tables) -> None:
-        if sense != "maximize" or metric not in ("entropy", "entropy_score"):
-            raise Unsupported("the box search maximises entropy or entropy_score")
+                 tables: Tables, scale: float = 1.0) -> None:
+        # The search maximises `value`: the entropy (score), or a cost divided by `scale`
+        # and negated (the least cost under the other requirements: `explain`).
+        if sense == "maximize" and metric in ("entropy", "entropy_score"):
+            self.entropy_weight, self.cost_prices = 1.0, (0.0, 0.0)
+        elif sense == "minimize" and metric in ("macs", "params"):
+            self.entropy_weight = 0.0
+            self.cost_prices = (1 / scale, 0.0) if metric == "macs" else (0.0, 1 / scale)
+        else:
+            raise Unsupported("the box search maximises entropy or entropy_score, or "
+                              "minimises macs or params")
         self.p, self.space = p, space
         self.beta = p.beta if metric == "entropy_score" else 0.0
-        self.metric = metric
+        self.metric, self.scale = metric, scale
+        self.sign = 1.0 if sense == "maximize" else -1.0 / scale
         self.budgets = budgets(space)
         self.tables = [stage_table(st, pr) for st, pr in zip(p.stages, tables.pairs)]
         self.chains = tables.chains  # per stage: (previous width, width) table, or None
@@ -233,10 +242,33 @@ class BoxSearch:
         self.root_duals: np.ndarray | None = None
         from archlang.solvers.milp.chainbound import ChainBound
 
-        try:
-            self.chain: ChainBound | None = ChainBound(self)
-        except Unsupported:
-            self.chain = None
+        self.chain: ChainBound | None = None
+        if self.entropy_weight:
+            try:
+                self.chain = ChainBound(self)
+            except Unsupported:
+                pass
+
+    def value(self, point: Point) -> float:
+        """The objective the search maximises (see `__init__`)."""
+        return self.sign * scores(self.p, point)[self.metric]
+
+    def floor(self) -> float:
+        """Less than the value of every point of the space, so that a box bounded below it
+        has no feasible point (how the search proves infeasibility): the entropy is a sum of
+        products of non-negative logs and the depth penalty at most exp(half the depth
+        range); a cost is at most its value with every decision at its largest."""
+        p = self.p
+        if self.entropy_weight:
+            if any(a < 0 for a in self.alphas):
+                return -math.inf
+            depths = [d for t in self.penalised for d in p.stages[t].depths]
+            lowest = -self.beta * math.exp((max(depths) - min(depths)) / 2)
+        else:
+            largest = (max(p.stems), tuple((max(st.depths), max(st.widths), max(st.bottlenecks),
+                                            max(st.kernels)) for st in p.stages))
+            lowest = self.value(largest)
+        return lowest - 1e-9 * max(1.0, abs(lowest))
 
     def _depths_fixed(self, box: Box) -> bool:
         return all(box.lo[_slot(t, 0)] == box.hi[_slot(t, 0)] for t in range(len(self.p.stages)))
@@ -270,15 +302,16 @@ class BoxSearch:
         nst = len(p.stages)
         M = self.budgets.macs or 0.0
         P = self.budgets.params or 0.0
-        lam = duals[0] / M if M else 0.0
-        mu = duals[1] / P if P else 0.0
+        lam = (duals[0] / M if M else 0.0) + self.cost_prices[0]
+        mu = (duals[1] / P if P else 0.0) + self.cost_prices[1]
+        ew = self.entropy_weight
         nu = np.zeros(len(ends))
         for r, j in enumerate(self.rho_ends):
             nu[j] = duals[2 + r] / RHO_SCALE
         # phi_j at the box's widest c_j, and the owner stage of each scale end (-1: stem)
         owner = [i - 1 for i, _ in ends]
         hi_c = [self._width_values(box, o)[-1] for o in owner]
-        phi_hi = [p.half * a * math.log(res * res * c) + nu[j]
+        phi_hi = [ew * p.half * a * math.log(res * res * c) + nu[j]
                   for j, (a, (_, res), c) in enumerate(zip(self.alphas, ends, hi_c))]
 
         def coef(t: int, own: bool) -> float:
@@ -294,7 +327,7 @@ class BoxSearch:
             - mu * (self.stem_k2 + 2) * s_vals
         for j, (_, res) in enumerate(ends):  # phi_j * log0 of the ends the stem owns
             if owner[j] == -1:
-                s_val = s_val + (p.half * self.alphas[j] * np.log(res * res * s_vals)
+                s_val = s_val + (ew * p.half * self.alphas[j] * np.log(res * res * s_vals)
                                  + nu[j]) * self.log0
         si = int(np.argmax(s_val))
         total += float(s_val[si])
@@ -302,7 +335,7 @@ class BoxSearch:
         # ---- stages: the best (width, bottleneck, kernel) per depth
         per_depth = []  # per stage: (depth values, best value, its row, its kernel index)
         for t, tab in enumerate(self.tables):
-            own_phi = [(p.half * self.alphas[j], math.log(ends[j][1] ** 2), nu[j])
+            own_phi = [(ew * p.half * self.alphas[j], math.log(ends[j][1] ** 2), nu[j])
                        for j in range(len(ends)) if owner[j] == t]
             prices = _Prices(coef(t, True), own_phi, coef(t + 1, False) if t + 1 < nst else 0.0,
                              self.log0, lam, mu, self._width_values(box, t - 1)[0])
@@ -631,10 +664,12 @@ class BoxSearch:
                polish: Callable[[Point], Point] | None = None) -> Outcome:
         start = time.perf_counter()
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
-        best = scores(self.p, best_point)[self.metric] if best_point is not None else None
+        best = self.value(best_point) if best_point is not None else None
+
+        floor = self.floor()
 
         def target() -> float:  # a box bounded below this cannot improve the incumbent
-            return -math.inf if best is None else best + gap * abs(best)
+            return floor if best is None else best + gap * abs(best)
 
         root = self.propagate(within or self.root())
         heap: list[_Node] = []
@@ -642,7 +677,7 @@ class BoxSearch:
         # Multipliers start where the last search's first box converged (searches of nearby
         # boxes follow one another).
         duals0 = self.root_duals if self.root_duals is not None else \
-            np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends))
+            np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends)) * self.entropy_weight
         if root is not None:
             heapq.heappush(heap, _Node(-math.inf, next(seq), root, duals0))
         nodes = 0
@@ -669,13 +704,14 @@ class BoxSearch:
             if r is None:
                 continue
             if self.feasible(r.point):
-                value = scores(self.p, r.point)[self.metric]
+                value = self.value(r.point)
                 if _better(value, best):
                     best, best_point = value, r.point
                     if polish is not None:  # a local search from the new incumbent
                         best_point = polish(best_point)
-                        best = scores(self.p, best_point)[self.metric]
-                    progress(f"incumbent {self.metric} = {best:.6g} (node {nodes})")
+                        best = self.value(best_point)
+                    progress(f"incumbent {self.metric} = {best / self.sign:.6g} (node "
+                             f"{nodes})")
             if r.bound <= target():
                 closed_bound = max(closed_bound, min(r.bound, -node.key))
                 continue
@@ -688,8 +724,9 @@ class BoxSearch:
             if now - last_report > 5:
                 last_report = now
                 top = -heap[0].key if heap else closed_bound
-                progress(f"{nodes} boxes, {len(heap)} open, bound {top:.6g}, incumbent "
-                         f"{best if best is not None else float('nan'):.6g}")
+                shown = best / self.sign if best is not None else float("nan")
+                progress(f"{nodes} boxes, {len(heap)} open, bound {top / self.sign:.6g}, "
+                         f"incumbent {shown:.6g}")
         seconds_used = time.perf_counter() - start
         if heap:
             bound = max(-heap[0].key, closed_bound)

@@ -60,8 +60,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
             for r in solution.conflicts:
                 print(f"  require {r.constraint}   ->   {r.least}", file=sys.stderr)
         elif solution.status == "infeasible":
-            print("note: the requirements over decisions alone cannot all hold",
-                  file=sys.stderr)
+            print("note: no single requirement, relaxed or dropped, makes the problem "
+                  "feasible", file=sys.stderr)
         return 1
     if args.output:
         arch = api.fix(space, solution.assignment)

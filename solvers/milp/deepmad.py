@@ -440,6 +440,10 @@ PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth prof
 PROFILE_ITERATIONS = 3  # bundle steps per box there
 
 
+BOXES_NAME = "staged boxes (DeepMAD-like: branch and bound over decision boxes, Lagrangian " \
+    "bounds)"
+
+
 def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                 progress: Any = lambda text: None, start: float | None = None) -> Any:
     """Box branch and bound (`boxbb.py`) from a heuristic incumbent polished by exact stage
@@ -450,7 +454,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     from archlang.solvers.milp.boxbb import BoxSearch
     from archlang.solvers.milp.heuristic import StageMoves, search
     from archlang.solvers.milp.program import Solution, objective_of
-    from archlang.solvers.milp.staged import assignment, scores, tables
+    from archlang.solvers.milp.staged import assignment, scores, spans, tables
 
     start = time.perf_counter() if start is None else start
     sense, metric = objective_of(space)
@@ -458,13 +462,16 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     boxes = BoxSearch(space, p, metric, sense, t)
     moves = StageMoves(space, p, metric, sense, t)
     limit = settings.time_limit
-    spans = [{st.widths[a]: (st.bottlenecks[min(b for x, b in pairs if x == a)],
-                             st.bottlenecks[max(b for x, b in pairs if x == a)])
-              for a in {x for x, _ in pairs}} for st, pairs in zip(p.stages, t.pairs)]
     incumbent, rank = search(space, p, metric, sense, min(12.0, max(0.3, 0.2 * limit)),
-                             spans=spans)
+                             spans=spans(p, t))
     if rank[0] != 0.0:
         incumbent = None
+        from archlang.solvers.milp.conflicts import beyond_budgets
+
+        if beyond_budgets(space, p, t):  # proven at once: some budget is below every cost
+            return Solution("infeasible", None, None, None, time.perf_counter() - start,
+                            None, formulation=BOXES_NAME, size={"boxes": 0},
+                            conflicts=_conflicts(space, p, "infeasible", settings, progress))
     else:
         # Large neighbourhoods: depths, bottlenecks and kernels searched exactly by the box
         # search with the widths held (then within a step of them), each result polished by
@@ -493,12 +500,12 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                        polish=lambda point: moves.improve_pairs(
                            point, min(time.perf_counter() + POLISH * limit, start + limit)))
     seconds = time.perf_counter() - start
-    name = "staged boxes (DeepMAD-like: branch and bound over decision boxes, Lagrangian " \
-        "bounds)"
+    name = BOXES_NAME
     size = {"boxes": out.nodes}
     if out.point is None:
-        return Solution("infeasible" if out.status == "optimal" else out.status, None,
-                        None, None, seconds, None, formulation=name, size=size)
+        status = "infeasible" if out.status == "optimal" else out.status
+        return Solution(status, None, None, None, seconds, None, formulation=name, size=size,
+                        conflicts=_conflicts(space, p, status, settings, progress))
     chosen = assignment(p, out.point)
     metrics, broken = check(chosen)
     closed = scores(p, out.point)
@@ -622,7 +629,8 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
         progress("HiGHS stopped before it used the heuristic start; reporting the start")
     else:
         return Solution(status if status != "optimal" else "no_solution", None, bound, None,
-                        seconds, None, formulation=name, size=size)
+                        seconds, None, formulation=name, size=size,
+                        conflicts=_conflicts(space, p, status, settings, progress))
     point = sm.point(x)
     values = sm.values(x)
     closed = scores(p, point)
@@ -638,6 +646,15 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
         notes.append("the cost pass finds broken requirements: " + "; ".join(broken))
     return Solution(status, objective, bound, gap, seconds, chosen, metrics, name, size,
                     notes=tuple(notes))
+
+
+def _conflicts(space: S.Space, p: Staged, status: str, settings: Any, progress: Any) -> tuple:
+    """The requirements to relax, when the problem is proven infeasible (`conflicts.py`)."""
+    if status != "infeasible" or not settings.explain:
+        return ()
+    from archlang.solvers.milp.conflicts import explain_staged
+
+    return explain_staged(space, p, settings.time_limit, progress)
 
 
 def _complete(h: Any, sm: StagedModel, point: Point) -> np.ndarray | None:

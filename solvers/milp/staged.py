@@ -318,6 +318,20 @@ class Tables:
     chains: tuple
 
 
+def spans(p: Staged, t: Tables) -> list[dict[int, tuple[int, int]]]:
+    """Per stage: width -> (least, greatest) bottleneck the requirements allow (how the
+    heuristic clamps its children)."""
+    out = []
+    for st, pairs in zip(p.stages, t.pairs):
+        span: dict[int, tuple[int, int]] = {}
+        for a, b in pairs:
+            w, v = st.widths[a], st.bottlenecks[b]
+            lo, hi = span.get(w, (v, v))
+            span[w] = (min(lo, v), max(hi, v))
+        out.append(span)
+    return out
+
+
 def tables(space: S.Space, p: Staged) -> Tables:
     """The requirements over decisions, read as per-stage pair tables and width chains;
     `Unsupported` if some requirement over decisions is neither."""
