@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -581,3 +582,97 @@ def test_staged_infeasible_budget_is_reported(formulation):
     space = staged_space((2, 2), "require macs <= 1k\n maximize entropy_score")
     solution = solve(space, time_limit=20, formulation=formulation)
     assert solution.status == "infeasible" and solution.assignment is None
+
+
+# ---------------------------------------------------------------- explaining infeasibility
+
+THREE = ("require params <= 40k\n require macs <= 2.5M\n require effectiveness <= 0.45\n"
+         " maximize entropy_score")
+
+
+@functools.cache
+def _three_stage_scores(body: str = THREE):
+    """The shrunken DeepMAD space of `test_staged_equals_brute_force_on_three_stages` and the
+    closed-form scores of every point meeting its requirements over decisions."""
+    from archlang.solvers.milp.staged import recognise, scores
+
+    space = staged_space((2, 1, 2), body, whi=32, dmax=3, ratio=3)
+    p = recognise(space)
+    return space, p, [(point, scores(p, point)) for point in D_points(p)]
+
+
+def _least(table, metric, **limits):
+    return min(s[metric] for _, s in table if all(s[k] <= v for k, v in limits.items()))
+
+
+@pytest.mark.parametrize("metric, rho, other", [
+    ("macs", 0.45, None), ("params", 0.45, None), ("macs", 0.4, 30_000),
+    ("params", 0.45, 1.5e6), ("macs", None, None)])
+def test_least_cost_equals_brute_force(metric, rho, other):
+    """The Pareto DP of `leastcost.py` against enumeration: the least MACs (parameters) under
+    an effectiveness limit, with and without the other cost's budget."""
+    from archlang.solvers.milp.leastcost import least_cost
+    from archlang.solvers.milp.staged import scores, tables
+
+    space, p, table = _three_stage_scores()
+    second = "params" if metric == "macs" else "macs"
+    limits = {} if rho is None else {"effectiveness": rho}
+    if other is not None:
+        limits[second] = other
+    expected = _least(table, metric, **limits)
+    value, point = least_cost(p, tables(space, p), rho, metric, math.inf, other)
+    assert value == expected
+    s = scores(p, point)
+    assert s[metric] == expected and all(s[k] <= v for k, v in limits.items())
+    # under a ceiling below the least there is nothing
+    assert least_cost(p, tables(space, p), rho, metric, expected - 1, other) is None
+
+
+def test_box_search_minimising_a_cost_proves_the_least():
+    """The box search in its cost mode (the least MACs under the other requirements):
+    its answer equals enumeration and its bound is proven."""
+    import dataclasses
+
+    from archlang.solvers.milp.boxbb import BoxSearch
+    from archlang.solvers.milp.heuristic import search
+    from archlang.solvers.milp.staged import scores, tables
+
+    space, p, table = _three_stage_scores()
+    rest = dataclasses.replace(space, constraints=tuple(
+        c for c in space.constraints if "macs" not in c.metrics))
+    expected = _least(table, "macs", params=40_000, effectiveness=0.45)
+    start, rank = search(rest, p, "macs", "minimize", 1.0)
+    assert rank[0] == 0.0
+    boxes = BoxSearch(rest, p, "macs", "minimize", tables(rest, p),
+                      scale=scores(p, start)["macs"])
+    out = boxes.search(start, 60.0, 0.0, iterations=8)
+    assert out.status == "optimal"
+    assert out.objective / boxes.sign == pytest.approx(expected, rel=1e-9)
+    assert out.bound / boxes.sign <= expected * (1 + 1e-9)
+
+
+def test_staged_infeasibility_names_each_budget_and_its_least_relaxation(run_cli, tmp_path):
+    """A MAC budget below every architecture: `solve` exits 1 and gives, for the MAC budget
+    and the effectiveness limit, the least relaxation that admits an architecture meeting
+    every other requirement -- equal to enumeration."""
+    body = THREE.replace("macs <= 2.5M", "macs <= 200k")
+    space, p, table = _three_stage_scores(body)
+    least_macs = _least(table, "macs", params=40_000, effectiveness=0.45)
+    least_rho = _least(table, "effectiveness", params=40_000, macs=200_000)
+    assert least_macs > 200_000
+    solution = solve(space, time_limit=20, formulation="staged-boxes")
+    assert solution.status == "infeasible" and solution.assignment is None
+    least = {r.constraint: r.least for r in solution.conflicts}
+    assert least["macs <= 200k"] == f"macs <= {least_macs:,}"
+    shown = float(least["effectiveness <= 0.45"].split("<=")[1])
+    assert least_rho <= shown <= least_rho * (1 + 2e-5)
+    assert "params <= 40k" not in least  # relaxing the parameters alone does not help
+    spec = tmp_path / "small.arch"
+    spec.write_text(STAGED.format(stems="8, 16", body=body, stages="\n    ".join(
+        STAGE.format(i=i, wlo=8, whi=32, kernels="3, 5", dmax=3, stride=s, ratio=3)
+        for i, s in enumerate((2, 1, 2), 1)) + "".join(
+        f"\n    require w{i + 1} >= w{i}" for i in (1, 2))), "utf-8")
+    code, out, err = run_cli("solve", str(spec), "--time-limit", "20")
+    assert code == 1
+    assert "error: no solution (infeasible)" in err
+    assert f"require macs <= 200k   ->   macs <= {least_macs:,}" in err

@@ -64,7 +64,7 @@ def _dropped(rest: S.Space, p: Staged, c: S.Constraint, seconds: float) -> str |
 def _least(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
     """`metric <= least` for the least value of `metric` over the points that meet every
     other requirement (None if there is none, or none is found)."""
-    from archlang.solvers.milp.heuristic import StageMoves, ranker, search
+    from archlang.solvers.milp.heuristic import StageMoves, search
 
     start = time.perf_counter()
     t = tables(rest, p)

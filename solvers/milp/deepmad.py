@@ -458,6 +458,8 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
 
     start = time.perf_counter() if start is None else start
     sense, metric = objective_of(space)
+    if sense != "maximize" or metric not in ("entropy", "entropy_score"):
+        raise Unsupported("the box search maximises entropy or entropy_score")
     t = tables(space, p)
     boxes = BoxSearch(space, p, metric, sense, t)
     moves = StageMoves(space, p, metric, sense, t)

@@ -49,7 +49,7 @@ def least_cost(p: Staged, t: Tables, rho: float | None, metric: str, ceiling: fl
         states[(s, 0)] = (np.array([cost]), np.array([second]), np.array([math.log(k0)]),
                           np.array([[s]]))
     total = 0
-    for i, (st, opt, chain) in enumerate(zip(p.stages, options, t.chains)):
+    for i, (opt, chain) in enumerate(zip(options, t.chains)):
         room = ceiling - rest[i]
         keep = opt.cheaper(min(c for c, _ in states), room - min(v[0].min() for v in
                                                                  states.values()))
