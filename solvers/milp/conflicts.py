@@ -2,11 +2,11 @@
 
 For each requirement: does relaxing it alone make the problem feasible, and by how little? A
 budget on MACs or parameters is answered by the least cost over the points that meet every
-other requirement -- a heuristic finds a cheap point, the box search (`boxbb.py`, minimising
-the cost) improves it and proves how far below it no point exists; another metric's bound
-by the least value the heuristic finds; a requirement over decisions by whether some point
-meets the others once it is dropped. The generic formulation answers the same question with
-HiGHS (`program.explain`); the staged spaces are far too large for that.
+other requirement, exactly, by the Pareto DP of `leastcost.py` (the box search, minimising
+the cost, gives the least found and a proven lower limit where the DP grows too large); the
+effectiveness limit by bisection on the limit with that DP; a requirement over decisions by
+whether the heuristic finds a point once it is dropped. The generic formulation answers the
+same question with HiGHS (`program.explain`); the staged spaces are far too large for that.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def _least_exact(rest: S.Space, p: Staged, t, metric: str, found: float,
     when no point meets the other requirements, else the least cost proven so far. The DP
     first ignores the other cost's budget (fast); if its answer breaks that budget, it runs
     again with the budget imposed under a ceiling raised 10 % at a time -- each run that
-    finds nothing proves the least cost above its ceiling."""
+    finds nothing proves the least cost above its ceiling. `found`: the cost of a point
+    known to meet every other requirement (infinite if none is known)."""
     from archlang.solvers.milp.heuristic import ranker
     from archlang.solvers.milp.leastcost import least_cost
 
@@ -107,8 +108,10 @@ def _least_exact(rest: S.Space, p: Staged, t, metric: str, found: float,
     other = _budgets(rest).get("params" if metric == "macs" else "macs")
     rho = _rho(rest)
     # The fronts grow with the ceiling: where they grow too large, halve the distance to
-    # what is proven and try again.
-    proven, second, ceiling = -math.inf, None, found
+    # what is proven and try again. With no point known, the ceiling starts at 1 and doubles
+    # (a run under a low ceiling finds nothing at once, and proves that much).
+    proven, second = -math.inf, None
+    ceiling, grow = (found, 1.1) if math.isfinite(found) else (1.0, 2.0)
     while True:
         try:
             exact = least_cost(p, t, rho, metric, ceiling, second)
@@ -127,10 +130,10 @@ def _least_exact(rest: S.Space, p: Staged, t, metric: str, found: float,
         elif second is not None or other is None:  # a requirement the DP does not model
             return max(proven, exact[0])
         else:
-            proven, second = max(proven, exact[0]), other
+            proven, second, grow = max(proven, exact[0]), other, 1.1
         if time.perf_counter() > deadline:
             return proven
-        ceiling = min(found, max(proven, 1.0) * 1.1)
+        ceiling = min(found, max(proven, 1.0) * grow)
 
 
 def _bounded(rest: S.Space, p: Staged, t, metric: str, point, deadline: float,

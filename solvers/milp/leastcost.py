@@ -2,11 +2,11 @@
 
 Used to explain infeasibility: the least MAC budget that admits some architecture. A DP over
 the stages whose states are (width, cumulative depth); each state keeps the Pareto front of
-the partial architectures that reach it -- less of the cost, less of the other cost, more of
-the log-width sum Lambda (what effectiveness bounds from below: `rho <= rho*` at a scale end
-is `Lambda >= g(1 + 3 D)`, `g(n) = n log(n / rho*)`, with D the blocks so far). Every
-requirement is a property of a completed prefix except these, so keeping every non-dominated
-prefix is exact. The fronts stay small because every partial cost above a known architecture's
+the partial architectures that reach it -- less of the cost, more of the log-width sum
+Lambda (what effectiveness bounds from below: `rho <= rho*` at a scale end is
+`Lambda >= g(1 + 3 D)`, `g(n) = n log(n / rho*)`, with D the blocks so far), and less of the
+other cost when its budget is imposed. What a prefix leaves open depends only on its state
+and these, so keeping every non-dominated prefix is exact. The fronts stay small because every partial cost above a known architecture's
 (`ceiling`) is dropped: the least architectures are small.
 """
 
@@ -20,7 +20,7 @@ from archlang.solvers.milp.boxbb import StageTable, stage_table
 from archlang.solvers.milp.staged import Point, Staged, Tables
 from archlang.solvers.milp.terms import Unsupported
 
-LIMIT = 2_000_000  # partial architectures per stage before the DP gives up (None)
+LIMIT = 2_000_000  # partial architectures before the DP gives up (Unsupported)
 
 
 def least_cost(p: Staged, t: Tables, rho: float | None, metric: str, ceiling: float,
@@ -30,12 +30,9 @@ def least_cost(p: Staged, t: Tables, rho: float | None, metric: str, ceiling: fl
     keep that cost as a third criterion, larger and slower) and the requirements over
     decisions in `t`; None if there is none. `Unsupported` if the fronts grow past LIMIT
     partial architectures (then nothing is proven)."""
-    tabs = [stage_table(st, pairs) for st, pairs in zip(p.stages, t.pairs)]
     ends = {i for i, _ in p.scale_ends() if i > 0} if rho is not None else set()
     k0 = p.in_channels * p.stem_kernel ** 2
-    options = [_Options(tab, st, metric) for st, tab in zip(p.stages, tabs)]
-    others = [_Options(tab, st, "params" if metric == "macs" else "macs")
-              for st, tab in zip(p.stages, tabs)]
+    options = _stage_options(p, t, metric)
     spare = math.inf if other is None else other
     # the least cost each later stage adds (its cheapest option after the narrowest input)
     least = [o.cost(float(min(p.stems if i == 0 else p.stages[i - 1].widths))).min()
@@ -51,9 +48,8 @@ def least_cost(p: Staged, t: Tables, rho: float | None, metric: str, ceiling: fl
     total = 0
     for i, (opt, chain) in enumerate(zip(options, t.chains)):
         room = ceiling - rest[i]
-        keep = opt.cheaper(min(c for c, _ in states), room - min(v[0].min() for v in
-                                                                 states.values()))
-        opt, alt = opt.subset(keep), others[i].subset(keep)
+        opt = opt.cheaper(min(c for c, _ in states), room - min(v[0].min() for v in
+                                                                states.values()))
         grown: list[tuple[np.ndarray, ...]] = []
         prev_values = p.stems if i == 0 else p.stages[i - 1].widths
         for (c, depth), (cost, second, lam, hist) in states.items():
@@ -66,7 +62,7 @@ def least_cost(p: Staged, t: Tables, rho: float | None, metric: str, ceiling: fl
                 continue
             n_cost = cost[:, None] + o_cost[o][None, :]
             n_lam = lam[:, None] + (math.log(c) + opt.gain[o])[None, :]
-            n_second = second[:, None] + alt.cost(float(c))[o][None, :]
+            n_second = second[:, None] + opt.other_cost(float(c))[o][None, :]
             ok = (n_cost <= room) & (n_second <= spare)
             if i + 1 in ends:  # effectiveness at this scale end
                 n = 1.0 + 3.0 * (depth + opt.depth[o])
@@ -90,21 +86,35 @@ def least_cost(p: Staged, t: Tables, rho: float | None, metric: str, ceiling: fl
         tuple(int(x) for x in hist[1 + 4 * s: 5 + 4 * s]) for s in range(len(p.stages))))
 
 
+_last: list = [None, None]  # (p, t, metric), their options: callers repeat them in a row
+
+
+def _stage_options(p: Staged, t: Tables, metric: str) -> list[_Options]:
+    key = _last[0]
+    if key is None or key[0] is not p or key[1] is not t or key[2] != metric:
+        tabs = [stage_table(st, pairs) for st, pairs in zip(p.stages, t.pairs)]
+        _last[:] = [(p, t, metric), [_Options(tab, st, metric)
+                                     for st, tab in zip(p.stages, tabs)]]
+    return _last[1]
+
+
 class _Options:
     """A stage's (pair, kernel, depth) options, flat: cost = base + c * per_c after an input
-    of width c; Lambda gain (the input's log aside); the choice (d, w, b, k); width index."""
+    of width c (the other cost likewise); Lambda gain (the input's log aside); the choice
+    (d, w, b, k); width index."""
 
-    def __init__(self, tab: StageTable, st, metric: str, keep: np.ndarray | None = None
-                 ) -> None:
-        if keep is not None:
-            return
+    FIELDS = ("base", "per_c", "base2", "per_c2", "gain", "wi", "width", "depth", "choice")
+
+    def __init__(self, tab: StageTable, st, metric: str) -> None:
         d = (tab.depths - 1)[None, None, :]
-        first, each, per_c = (tab.m1, tab.m2, tab.gm) if metric == "macs" else \
-            (tab.p1, tab.p2, tab.gp)
         shape = (len(tab.wi), len(st.kernels), len(tab.depths))
         rows, ks, ds = (a.ravel() for a in np.indices(shape))
-        self.base = (first[:, :, None] + d * each[:, :, None]).ravel()
-        self.per_c = np.broadcast_to(per_c[:, :, None], shape).ravel()
+        macs = ((tab.m1[:, :, None] + d * tab.m2[:, :, None]).ravel(),
+                np.broadcast_to(tab.gm[:, :, None], shape).ravel())
+        params = ((tab.p1[:, :, None] + d * tab.p2[:, :, None]).ravel(),
+                  np.broadcast_to(tab.gp[:, :, None], shape).ravel())
+        (self.base, self.per_c), (self.base2, self.per_c2) = \
+            (macs, params) if metric == "macs" else (params, macs)
         self.gain = (tab.u[:, :, None] + d * tab.v[:, :, None]).ravel()
         self.wi = tab.wi[rows]
         self.width = tab.widths[self.wi].astype(np.int64)
@@ -116,14 +126,15 @@ class _Options:
     def cost(self, c: float) -> np.ndarray:
         return self.base + c * self.per_c
 
-    def cheaper(self, c: float, room: float) -> np.ndarray:
-        """Which options cost at most `room` after an input of width c (every cost grows
-        with c, so after a wider input too)."""
-        return self.cost(c) <= room
+    def other_cost(self, c: float) -> np.ndarray:
+        return self.base2 + c * self.per_c2
 
-    def subset(self, keep: np.ndarray) -> _Options:
+    def cheaper(self, c: float, room: float) -> _Options:
+        """The options that cost at most `room` after an input of width c (every cost
+        grows with c, so after a wider input too)."""
+        keep = self.cost(c) <= room
         out = _Options.__new__(_Options)
-        for name in ("base", "per_c", "gain", "wi", "width", "depth", "choice"):
+        for name in self.FIELDS:
             setattr(out, name, getattr(self, name)[keep])
         return out
 
