@@ -82,7 +82,7 @@ def _least(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
     if metric not in ("macs", "params"):  # the least found stands
         return None if point is None else \
             f"{metric} <= {_up(found)} (the least found; not proven least)"
-    proven = _least_exact(rest, p, t, metric, found, start + seconds)
+    proven = exact_least(rest, p, t, metric, found, start + seconds)
     if isinstance(proven, str) or proven is None:
         return proven
     if point is None:
@@ -93,7 +93,7 @@ def _least(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
     return f"{metric} <= {_up(found)} (none below {math.floor(proven):,}: proven)"
 
 
-def _least_exact(rest: S.Space, p: Staged, t, metric: str, found: float,
+def exact_least(rest: S.Space, p: Staged, t, metric: str, found: float,
                  deadline: float) -> str | float | None:
     """The least cost by the DP of `leastcost.py`: as the relaxation's text when exact, None
     when no point meets the other requirements, else the least cost proven so far. The DP
