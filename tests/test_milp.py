@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 
 import pytest
 
@@ -676,3 +677,31 @@ def test_staged_infeasibility_names_each_budget_and_its_least_relaxation(run_cli
     assert code == 1
     assert "error: no solution (infeasible)" in err
     assert f"require macs <= 200k   ->   macs <= {least_macs:,}" in err
+
+
+def test_stage_moves_read_any_requirement_over_metrics():
+    """Stage moves evaluate every `require` over metrics on arrays (here a lower bound on the
+    entropy and a ratio of two metrics) exactly as the ranker does on single points, and
+    polish a start of `minimize macs` without breaking any."""
+    import numpy as np
+
+    from archlang.solvers.milp.heuristic import StageMoves, ranker, search
+    from archlang.solvers.milp.staged import scores_batch
+
+    body = ("require entropy >= 60\n require macs <= 40 * params\n"
+            " require effectiveness <= 0.45\n minimize macs")
+    space, p, table = _three_stage_scores(body)
+    moves = StageMoves(space, p, "macs", "minimize")
+    rank = ranker(space, p, "macs", "minimize")
+    points = [point for point, _ in table[::97]]
+    stems = np.array([stem for stem, _ in points])
+    stages = [tuple(np.array([stages[i][j] for _, stages in points]) for j in range(4))
+              for i in range(len(p.stages))]
+    ok = moves._feasible(scores_batch(p, stems, stages))
+    expected = np.array([rank(point)[0] == 0.0 for point in points])
+    assert expected.any() and not expected.all()
+    assert np.array_equal(ok, expected)
+    start, r = search(space, p, "macs", "minimize", 1.0)
+    assert r[0] == 0.0
+    polished = moves.improve(start, time.perf_counter() + 10)
+    assert rank(polished)[0] == 0.0 and rank(polished)[1] <= r[1]

@@ -390,7 +390,7 @@ class StagedModel:
 
 _STATUS = {"kOptimal": "optimal", "kTimeLimit": "time_limit", "kInfeasible": "infeasible",
            "kUnboundedOrInfeasible": "infeasible", "kUnbounded": "unbounded",
-           "kInterrupt": "interrupted", "kSolutionLimit": "solution_limit"}
+           "kInterrupt": "time_limit", "kSolutionLimit": "solution_limit"}
 # HiGHS's presolve spends minutes probing the full-size models (thousands of one-hot
 # binaries in long rows) before the first LP; the model is already reduced, so skip it.
 PRESOLVE = {"presolve": "off"}
@@ -606,6 +606,11 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
     t0 = time.perf_counter()
     incumbent, rank = search(space, p, metric, sense, heur, spans=sm.bspan)
     feasible_start = rank[0] == 0.0
+    if feasible_start and onehots > BOXES_ABOVE:
+        # HiGHS will not improve on a start in this model's size (its root LP alone takes
+        # most of a minute): polish the start with exact stage and pair moves first.
+        incumbent = _polished(space, p, metric, sense, incumbent,
+                              start + POLISH_START * settings.time_limit)
     if feasible_start:
         progress(f"heuristic incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
                  f"({time.perf_counter() - t0:.1f} s); solving with HiGHS")
@@ -615,9 +620,12 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
                  "mip_rel_gap": settings.gap, "mip_abs_gap": 0.0,
                  "output_flag": settings.verbose, "log_to_console": settings.verbose,
                  **PRESOLVE})
-    full = _complete(h, sm, incumbent) if feasible_start else None
+    full = _complete(h, sm, incumbent, left) if feasible_start else None
     if full is not None:
         h.setSolution(len(full), np.arange(len(full), dtype=np.int32), full)
+    h.setOptionValue("time_limit",
+                     max(0.5, settings.time_limit - (time.perf_counter() - start)))
+    _interrupt_at(h, start + settings.time_limit + 0.5)
     h.run()
     seconds = time.perf_counter() - start
     status = _STATUS.get(h.getModelStatus().name, h.getModelStatus().name)
@@ -629,13 +637,16 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
     elif full is not None:  # HiGHS stopped before it read the start: the start stands
         x, objective = full, sm.metrics[metric].value(full)
         progress("HiGHS stopped before it used the heuristic start; reporting the start")
+    elif feasible_start:  # nor could it complete the start in time: the start stands
+        x, objective = None, scores(p, incumbent)[metric]
+        progress("HiGHS found no solution in time; reporting the heuristic start")
     else:
         return Solution(status if status != "optimal" else "no_solution", None, bound, None,
                         seconds, None, formulation=name, size=size,
                         conflicts=_conflicts(space, p, status, settings, progress))
-    point = sm.point(x)
-    values = sm.values(x)
+    point = incumbent if x is None else sm.point(x)
     closed = scores(p, point)
+    values = closed if x is None else sm.values(x)
     chosen = assignment(p, point)
     metrics, broken = check(chosen)
     gap = None if bound is None else abs(bound - objective) / max(abs(objective), 1e-9)
@@ -650,6 +661,25 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
                     notes=tuple(notes))
 
 
+POLISH_START = 0.5  # share of the time limit by which a large HiGHS model's start is polished
+
+
+def _polished(space: S.Space, p: Staged, metric: str, sense: str, point: Point,
+              until: float) -> Point:
+    """`point` improved by exact stage moves, then pair moves, until `until` (as it is, if
+    the moves do not apply to the space's requirements)."""
+    import time
+
+    from archlang.solvers.milp.heuristic import StageMoves
+
+    try:
+        moves = StageMoves(space, p, metric, sense)
+    except Unsupported:
+        return point
+    point = moves.improve(point, time.perf_counter() + max(0.2, (until - time.perf_counter()) / 3))
+    return moves.improve_pairs(point, until)
+
+
 def _conflicts(space: S.Space, p: Staged, status: str, settings: Any, progress: Any) -> tuple:
     """The requirements to relax, when the problem is proven infeasible (`conflicts.py`)."""
     if status != "infeasible" or not settings.explain:
@@ -659,7 +689,20 @@ def _conflicts(space: S.Space, p: Staged, status: str, settings: Any, progress: 
     return explain_staged(space, p, settings.time_limit, progress)
 
 
-def _complete(h: Any, sm: StagedModel, point: Point) -> np.ndarray | None:
+def _interrupt_at(h: Any, deadline: float) -> None:
+    """Stop HiGHS at `deadline` (wall clock): its own time limit is checked too rarely on
+    the large staged models (a 14-s limit measured running for 30 s in the root)."""
+    import time
+
+    def check(event: Any) -> None:
+        if time.perf_counter() > deadline:
+            event.interrupt()
+
+    for hook in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt):
+        hook.subscribe(check)
+
+
+def _complete(h: Any, sm: StagedModel, point: Point, seconds: float) -> np.ndarray | None:
     """Every column's value at `point` (a complete MIP start): fix the one-hots, let HiGHS
     (presolve on) fill in the continuous columns, then restore bounds and options."""
     cols, vals = sm.start(point)
@@ -670,7 +713,7 @@ def _complete(h: Any, sm: StagedModel, point: Point) -> np.ndarray | None:
     options = {k: h.getOptionValue(k)[1] for k in ("presolve", "time_limit")}
     h.changeColsBounds(len(idx), idx, values, values)
     h.setOptionValue("presolve", "on")
-    h.setOptionValue("time_limit", 60.0)
+    h.setOptionValue("time_limit", seconds)
     h.run()
     full = np.array(h.getSolution().col_value) if h.getInfo().primal_solution_status == 2 \
         else None

@@ -19,6 +19,7 @@ from typing import Any
 from archlang.ir import expr as E
 from archlang.ir import space as S
 from archlang.solvers.milp.staged import Point, Staged, assignment, scores, scores_batch
+from archlang.solvers.milp.terms import Unsupported
 
 Rank = tuple[float, float]  # (violation, -objective): smaller is better
 
@@ -157,19 +158,25 @@ def search(space: S.Space, p: Staged, metric: str, sense: str, seconds: float,
 class StageMoves:
     """Local search whose move re-chooses one stage (depth, width, bottleneck, kernel) -- or
     the stem width -- optimally with every other decision fixed: all of the stage's options
-    are scored at once (`staged.scores_batch`). Needs the requirements to be per-stage pairs,
-    width chains and `metric <= constant` budgets (`boxbb.budgets`)."""
+    are scored at once (`staged.scores_batch`). Needs the requirements over decisions to be
+    per-stage pairs and width chains (`staged.tables`); a requirement over metrics may be any
+    comparison of them (`entropy >= 20000`, `macs <= 2 * params`), evaluated over the arrays."""
 
     def __init__(self, space: S.Space, p: Staged, metric: str, sense: str,
                  tables: Any = None) -> None:
         import numpy as np
 
-        from archlang.solvers.milp.boxbb import budgets
+        from archlang.solvers.milp.program import comparison
         from archlang.solvers.milp.staged import tables as read_tables
 
         self.p, self.metric = p, metric
         self.sign = 1.0 if sense == "maximize" else -1.0
-        self.budgets = budgets(space)
+        self.limits = []  # (op, lhs, rhs) of every requirement over metrics
+        for c in space.constraints:
+            if c.metrics:
+                if any(not name.startswith("$") for name in E.refs(c.expr)):
+                    raise Unsupported(f"`require {c.text}` mixes metrics and decisions")
+                self.limits.append(comparison(c))
         self.tables = tables if tables is not None else read_tables(space, p)
         self.options = []  # per stage: (d, w, b, k, width index) arrays over every option
         self._bottlenecks = []  # per stage: width index -> allowed bottleneck indices, sorted
@@ -193,10 +200,11 @@ class StageMoves:
         import numpy as np
 
         ok = np.ones(np.shape(s["macs"]), dtype=bool)
-        for name, limit in (("macs", self.budgets.macs), ("params", self.budgets.params),
-                            ("effectiveness", self.budgets.rho)):
-            if limit is not None:
-                ok &= s[name] <= limit
+        env = {f"${k}": v for k, v in s.items()}
+        for op, a, b in self.limits:
+            lhs, rhs = E.evaluate(a, env), E.evaluate(b, env)
+            ok &= lhs <= rhs if op in ("<=", "<") else lhs >= rhs if op in (">=", ">") \
+                else lhs == rhs
         return ok
 
     def meets(self, point: Point) -> bool:
