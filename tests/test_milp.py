@@ -183,6 +183,7 @@ STAGED_CASES = [
     "require macs <= 400k\n require effectiveness <= 0.6\n maximize entropy_score",
     "require params <= 8000\n require effectiveness <= 0.55\n maximize entropy",
     "require entropy >= 60\n minimize macs",
+    "require entropy_score >= 40\n require effectiveness <= 0.6\n minimize params",
 ]
 
 
@@ -190,14 +191,10 @@ STAGED_CASES = [
 @pytest.mark.parametrize("body", STAGED_CASES)
 def test_staged_equals_brute_force_on_the_cost_pass(body, formulation):
     """Two stages, every point scored by archlang's own cost pass; the HiGHS model and the
-    box branch and bound (which maximises entropy scores only, and says so otherwise)."""
+    box branch and bound (which also minimises a cost under a floor on the entropy)."""
     space = staged_space((2, 2), body)
     assert space.size <= 2000
     expected = brute_force(space)
-    if formulation == "staged-boxes" and space.objectives[0].sense == "minimize":
-        with pytest.raises(Unsupported, match="maximises entropy"):
-            solve(space, time_limit=60, formulation=formulation)
-        return
     solution = solve(space, time_limit=60, formulation=formulation)
     assert solution.formulation.startswith("staged")
     assert ("boxes" in solution.formulation) == (formulation == "staged-boxes")
@@ -705,3 +702,23 @@ def test_stage_moves_read_any_requirement_over_metrics():
     assert r[0] == 0.0
     polished = moves.improve(start, time.perf_counter() + 10)
     assert rank(polished)[0] == 0.0 and rank(polished)[1] <= r[1]
+
+
+def test_box_search_least_macs_under_an_entropy_floor_equals_brute_force():
+    """`minimize macs` under `require entropy_score >= ...` (the entropy's multiplier is the
+    floor's), effectiveness and a parameter budget, on the three-stage space: the box search
+    proves its answer within 1 % of the enumerated least, and its bound below it."""
+    body = ("require entropy_score >= 1000\n require params <= 40k\n"
+            " require effectiveness <= 0.45\n minimize macs")
+    space, p, table = _three_stage_scores(body)
+    feasible = [s["macs"] for _, s in table if s["entropy_score"] >= 1000
+                and s["params"] <= 40_000 and s["effectiveness"] <= 0.45]
+    assert 0 < len(feasible) < len(table)
+    assert min(feasible) > min(s["macs"] for _, s in table if s["params"] <= 40_000
+                               and s["effectiveness"] <= 0.45)  # the floor binds
+    solution = solve(space, time_limit=40, gap=1e-2, formulation="staged-boxes")
+    assert solution.status == "optimal" and "boxes" in solution.formulation
+    # proven within 1 %: the answer is feasible and within 1 % of the least, the bound valid
+    assert min(feasible) <= solution.objective <= min(feasible) * (1 + 1e-2)
+    assert solution.objective * (1 - 1e-2) <= solution.bound <= min(feasible) * (1 + 1e-9)
+    assert not solution.notes and not archlang.fix(space, solution.assignment).violations()

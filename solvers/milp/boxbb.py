@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archlang.ir import space as S
-from archlang.solvers.milp.staged import Point, Staged, Tables, metric_bound, scores
+from archlang.solvers.milp.staged import Point, Staged, Tables, metric_bound, metric_floor, scores
 from archlang.solvers.milp.terms import Unsupported
 
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
@@ -58,19 +58,31 @@ class Budgets:
     macs: float | None
     params: float | None
     rho: float | None
+    floor: tuple[str, float] | None = None  # `entropy` or `entropy_score` >= a constant
 
 
 def budgets(space: S.Space) -> Budgets:
     found: dict[str, float] = {}
+    floors: dict[str, float] = {}
     for c in space.constraints:
         if not c.metrics:
             continue
-        name, value = metric_bound(c)
+        try:
+            name, value = metric_bound(c)
+        except Unsupported:
+            name, value = metric_floor(c)
+            if name not in ("entropy", "entropy_score"):
+                raise
+            floors[name] = max(value, floors.get(name, -math.inf))
+            continue
         if name not in ("macs", "params", "effectiveness"):
             raise Unsupported(f"`require {c.text}`: the box search bounds only macs, params "
-                              "and effectiveness")
+                              "and effectiveness from above, entropy from below")
         found[name] = min(value, found.get(name, math.inf))
-    return Budgets(found.get("macs"), found.get("params"), found.get("effectiveness"))
+    if len(floors) > 1:
+        raise Unsupported("the box search takes one lower bound on entropy or entropy_score")
+    return Budgets(found.get("macs"), found.get("params"), found.get("effectiveness"),
+                   next(iter(floors.items()), None))
 
 
 # ---------------------------------------------------------------- per-stage tables
@@ -203,7 +215,8 @@ class BoxSearch:
     def __init__(self, space: S.Space, p: Staged, metric: str, sense: str,
                  tables: Tables, scale: float = 1.0) -> None:
         # The search maximises `value`: the entropy (score), or a cost divided by `scale`
-        # and negated (the least cost under the other requirements: `explain`).
+        # and negated (the least cost under the other requirements, which may include a
+        # lower bound on the entropy: its multiplier is then the entropy's weight).
         if sense == "maximize" and metric in ("entropy", "entropy_score"):
             self.entropy_weight, self.cost_prices = 1.0, (0.0, 0.0)
         elif sense == "minimize" and metric in ("macs", "params"):
@@ -217,12 +230,16 @@ class BoxSearch:
         self.metric, self.scale = metric, scale
         self.sign = 1.0 if sense == "maximize" else -1.0 / scale
         self.budgets = budgets(space)
+        floor = self.budgets.floor
+        if floor is not None and self.entropy_weight:
+            raise Unsupported("the box search maximising entropy takes no lower bound on it")
+        self.floor_beta = p.beta if floor is not None and floor[0] == "entropy_score" else 0.0
         self.tables = [stage_table(st, pr) for st, pr in zip(p.stages, tables.pairs)]
         self.chains = tables.chains  # per stage: (previous width, width) table, or None
         n = len(p.stages)
         self.penalised = list(range(n - p.penalty_stages, n)) if p.penalty_stages else \
             list(range(n))
-        if self.beta and len(self.penalised) > 3:
+        if (self.beta or self.floor_beta) and len(self.penalised) > 3:
             raise Unsupported("the box search tabulates the depth penalty over at most three "
                               "stages")
         self.ends = p.scale_ends()
@@ -234,7 +251,7 @@ class BoxSearch:
         # effectiveness rows: scale ends after at least one stage
         self.rho_ends = [j for j, (i, _) in enumerate(self.ends) if i > 0] \
             if self.budgets.rho is not None else []
-        self.nduals = 2 + len(self.rho_ends)
+        self.nduals = 2 + len(self.rho_ends) + (floor is not None)
         from archlang.solvers.milp.heuristic import ranker
 
         self._rank = ranker(space, p, metric, sense)
@@ -252,6 +269,12 @@ class BoxSearch:
     def value(self, point: Point) -> float:
         """The objective the search maximises (see `__init__`)."""
         return self.sign * scores(self.p, point)[self.metric]
+
+    def _first_duals(self) -> np.ndarray:
+        if self.entropy_weight:
+            return np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends))
+        return np.array([0.0] * (2 + len(self.rho_ends))
+                        + [1.0] * (self.budgets.floor is not None))
 
     def floor(self) -> float:
         """Less than the value of every point of the space, so that a box bounded below it
@@ -296,15 +319,35 @@ class BoxSearch:
     # ------------------------------------------------------------ the bound
     def relax(self, box: Box, duals: np.ndarray) -> Relaxed | None:
         """Upper bound of the objective over `box` for multipliers `duals` = (lambda, mu,
-        nu...), with its subgradient and the relaxation's optimum as a point; None if the
-        box has no (width, bottleneck) pair the requirements allow."""
+        nu..., and eta for an entropy floor), with its subgradient and the relaxation's
+        optimum as a point; None if the box has no (width, bottleneck) pair the requirements
+        allow."""
+        r = self._relax(box, duals)
+        if r is None or self.budgets.floor is None:
+            return r
+        # The bound is piecewise linear in eta; its slope (the relaxation's own entropy less
+        # the floor -- not the relaxed point's entropy, which the bound over-counts) is read
+        # off a small step.
+        step = 1e-6 * max(1.0, duals[-1])
+        up = duals.copy()
+        up[-1] += step
+        r2 = self._relax(box, up)
+        if r2 is not None:
+            r.grad[-1] = (r2.bound - r.bound) / step
+        return r
+
+    def _relax(self, box: Box, duals: np.ndarray) -> Relaxed | None:
         p, ends = self.p, self.ends
         nst = len(p.stages)
         M = self.budgets.macs or 0.0
         P = self.budgets.params or 0.0
         lam = (duals[0] / M if M else 0.0) + self.cost_prices[0]
         mu = (duals[1] / P if P else 0.0) + self.cost_prices[1]
-        ew = self.entropy_weight
+        ew, beta = self.entropy_weight, self.beta
+        floor = self.budgets.floor
+        if floor is not None:  # eta (entropy - floor): the multiplier weighs the entropy
+            ew = duals[-1] / _floor_scale(floor[1])
+            beta = ew * self.floor_beta
         nu = np.zeros(len(ends))
         for r, j in enumerate(self.rho_ends):
             nu[j] = duals[2 + r] / RHO_SCALE
@@ -321,6 +364,8 @@ class BoxSearch:
                        if i > t and not (own and owner[j] == t))
 
         total = duals[0] + duals[1]  # lambda (1 - macs / M) + mu (1 - params / P)
+        if floor is not None:
+            total -= ew * floor[1]
         # ---- stem
         s_vals = self._width_values(box, -1)
         s_val = coef(0, False) * np.log(s_vals) - lam * p.stem_res ** 2 * self.stem_k2 * s_vals \
@@ -347,7 +392,7 @@ class BoxSearch:
         # ---- depths: the effectiveness terms -nu_j g(1 + 3 D_j) exactly, by a DP over the
         # cumulative depth D; the penalised stages' depths jointly (the depth penalty)
         cut_at = {ends[j][0]: j for j in self.rho_ends if nu[j] > 0}
-        block = self.penalised if self.beta else []
+        block = self.penalised if beta else []
         first = nst - len(block)
         F = np.zeros(1)  # best value by cumulative depth (index = D)
         backs = []
@@ -371,7 +416,7 @@ class BoxSearch:
             penalty, cuts = self._block_tables(len(F), tuple(per_depth[t][0] for t in block),
                                                tuple(t + 1 in cut_at for t in block))
             shape = (len(F),) + tuple(len(per_depth[t][0]) for t in block)
-            value = F.reshape((-1,) + (1,) * len(block)) - self.beta * penalty
+            value = F.reshape((-1,) + (1,) * len(block)) - beta * penalty
             for axis, t in enumerate(block, 1):
                 view = [1] * len(shape)
                 view[axis] = -1
@@ -676,8 +721,7 @@ class BoxSearch:
         seq = itertools.count()
         # Multipliers start where the last search's first box converged (searches of nearby
         # boxes follow one another).
-        duals0 = self.root_duals if self.root_duals is not None else \
-            np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends)) * self.entropy_weight
+        duals0 = self.root_duals if self.root_duals is not None else self._first_duals()
         if root is not None:
             heapq.heappush(heap, _Node(-math.inf, next(seq), root, duals0))
         nodes = 0
@@ -737,6 +781,12 @@ class BoxSearch:
         if best is not None:  # boxes of one point are dropped, not closed: count the best
             bound = max(bound, best)
         return Outcome(status, best_point, best, bound, nodes, seconds_used)
+
+
+def _floor_scale(value: float) -> float:
+    """The entropy floor's multiplier is divided by this (the floor's size), so that it is
+    of the order of the others."""
+    return max(abs(value), 1.0)
 
 
 class DualSolver:

@@ -458,14 +458,15 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
 
     start = time.perf_counter() if start is None else start
     sense, metric = objective_of(space)
-    if sense != "maximize" or metric not in ("entropy", "entropy_score"):
-        raise Unsupported("the box search maximises entropy or entropy_score")
     t = tables(space, p)
-    boxes = BoxSearch(space, p, metric, sense, t)
+    boxes = BoxSearch(space, p, metric, sense, t)  # refuses what it does not price
     moves = StageMoves(space, p, metric, sense, t)
     limit = settings.time_limit
     incumbent, rank = search(space, p, metric, sense, min(12.0, max(0.3, 0.2 * limit)),
                              spans=spans(p, t))
+    if sense == "minimize" and rank[0] == 0.0:  # a cost: the search works in its units
+        boxes = BoxSearch(space, p, metric, sense, t,
+                          scale=max(1.0, scores(p, incumbent)[metric]))
     if rank[0] != 0.0:
         incumbent = None
         from archlang.solvers.milp.conflicts import beyond_budgets
@@ -511,8 +512,8 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     chosen = assignment(p, out.point)
     metrics, broken = check(chosen)
     closed = scores(p, out.point)
-    bound = float(out.bound)
-    gap = max(0.0, bound - out.objective) / max(abs(out.objective), 1e-9)
+    objective, bound = out.objective / boxes.sign, float(out.bound) / boxes.sign
+    gap = max(0.0, out.bound - out.objective) / max(abs(out.objective), 1e-9)
     notes = []
     for k in CHECKED:
         if not math.isclose(closed[k], metrics.get(k, math.nan), rel_tol=1e-9, abs_tol=1e-9):
@@ -520,7 +521,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                          f"{closed[k]}")
     if broken:
         notes.append("the cost pass finds broken requirements: " + "; ".join(broken))
-    return Solution(out.status, out.objective, bound, gap, seconds, chosen, metrics, name,
+    return Solution(out.status, objective, bound, gap, seconds, chosen, metrics, name,
                     size, notes=tuple(notes))
 
 
@@ -560,8 +561,9 @@ def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: flo
             found = boxes.search(incumbent, min(left, 2 * each if profile == depths else each),
                                  0.0, iterations=PROFILE_ITERATIONS, root_steps=12,
                                  within=boxes.around(incumbent, PROFILE_STEPS, profile))
-            progress(f"depth profile {profile}: best {metric} {found.objective:.6g}, "
-                     f"bound {found.bound:.6g} ({found.nodes} boxes)")
+            progress(f"depth profile {profile}: best {metric} "
+                     f"{found.objective / boxes.sign:.6g}, bound {found.bound / boxes.sign:.6g} "
+                     f"({found.nodes} boxes)")
             if found.point != incumbent:  # the search returns the incumbent or a better point
                 incumbent = moves.improve(found.point, time.perf_counter() + max(0.2, 0.02 * limit))
                 improved = True

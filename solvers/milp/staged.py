@@ -283,6 +283,22 @@ def metric_bound(c: S.Constraint) -> tuple[str, float]:
     raise Unsupported(f"`require {c.text}` is not `metric <= constant`")
 
 
+def metric_floor(c: S.Constraint) -> tuple[str, float]:
+    """`metric >= constant` (or `constant <= metric`) -> (metric, constant)."""
+    from archlang.solvers.milp.program import comparison
+
+    op, a, b = comparison(c)
+    if op in ("<=", "<"):
+        a, b = b, a
+    elif op not in (">=", ">"):
+        raise Unsupported(f"`require {c.text}` is not a lower bound on a metric")
+    if isinstance(a, E.Ref) and a.name.startswith("$") and not E.refs(b):
+        value = E.evaluate(b, {})
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return a.name[1:], float(value)
+    raise Unsupported(f"`require {c.text}` is not `metric >= constant`")
+
+
 def feasible_pairs(space: S.Space, a: str, b: str, va: tuple, vb: tuple) -> set[tuple] | None:
     """Joint values of decisions a, b allowed by the requirements reading only a and b (None if
     no requirement reads exactly them)."""
