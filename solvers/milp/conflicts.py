@@ -18,7 +18,14 @@ from collections.abc import Callable
 
 from archlang.ir import space as S
 from archlang.solvers.milp.program import Relaxation, objective_of
-from archlang.solvers.milp.staged import Staged, metric_bound, scores, spans, tables
+from archlang.solvers.milp.staged import (
+    Staged,
+    metric_bound,
+    metric_floor,
+    scores,
+    spans,
+    tables,
+)
 from archlang.solvers.milp.terms import Unsupported
 
 EACH = 10.0  # seconds at most per budget requirement
@@ -40,11 +47,16 @@ def explain_staged(space: S.Space, p: Staged, time_limit: float,
         try:
             metric = metric_bound(c)[0] if c.metrics else None
         except Unsupported:
-            continue
+            try:  # a floor (`entropy >= 20000`): the most found without it
+                metric = "-" + metric_floor(c)[0]
+            except Unsupported:
+                continue
         if beyond_budgets(rest, p, tables(rest, p)):  # still infeasible without it
             continue
         if metric is None:
             least = _dropped(rest, p, c, min(seconds, DROP))
+        elif metric.startswith("-"):
+            least = _most(rest, p, metric[1:], seconds)
         else:
             least = _least(rest, p, metric, seconds)
         if least is not None:
@@ -59,6 +71,22 @@ def _dropped(rest: S.Space, p: Staged, c: S.Constraint, seconds: float) -> str |
     sense, metric = objective_of(rest)
     _, rank = search(rest, p, metric, sense, seconds, spans=spans(p, tables(rest, p)))
     return f"drop `require {c.text}`" if rank[0] == 0.0 else None
+
+
+def _most(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
+    """`metric >= most` for the largest value of `metric` the heuristic and stage moves
+    find over the points meeting every other requirement (not proven largest)."""
+    from archlang.solvers.milp.heuristic import StageMoves, search
+
+    start = time.perf_counter()
+    t = tables(rest, p)
+    point, rank = search(rest, p, metric, "maximize", 0.5 * seconds, spans=spans(p, t))
+    if rank[0] != 0.0:
+        return None
+    point = StageMoves(rest, p, metric, "maximize", t).improve(point, start + seconds)
+    most = scores(p, point)[metric]
+    shown = math.floor(most * 1e3) / 1e3  # rounded down: relaxing to it admits the point
+    return f"{metric} >= {shown:.10g} (the most found; not proven most)"
 
 
 def _least(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
