@@ -731,3 +731,19 @@ def test_box_search_least_macs_under_an_entropy_floor_equals_brute_force():
     found, bound = out.objective / boxes.sign, out.bound / boxes.sign
     assert least <= found <= least * (1 + 1e-2)
     assert found * (1 - 1e-2) <= bound <= least * (1 + 1e-9)
+
+
+def test_infeasible_entropy_floor_is_proven_and_relaxed():
+    """A floor above every architecture's entropy score: proven infeasible (the box bound of
+    the largest score is below it) and relaxed to a score some architecture reaches."""
+    body = ("require entropy_score >= 5000\n require params <= 40k\n"
+            " require effectiveness <= 0.45\n minimize macs")
+    space, p, table = _three_stage_scores(body)
+    most = max(s["entropy_score"] for _, s in table if s["params"] <= 40_000
+               and s["effectiveness"] <= 0.45)
+    assert most < 5000
+    solution = solve(space, time_limit=20, formulation="staged-boxes")
+    assert solution.status == "infeasible" and solution.assignment is None
+    least = {r.constraint: r.least for r in solution.conflicts}
+    shown = float(least["entropy_score >= 5000"].split(">=")[1].split("(")[0])
+    assert 0.9 * most <= shown <= most

@@ -270,7 +270,7 @@ class BoxSearch:
         """The objective the search maximises (see `__init__`)."""
         return self.sign * scores(self.p, point)[self.metric]
 
-    def _first_duals(self) -> np.ndarray:
+    def first_duals(self) -> np.ndarray:
         if self.entropy_weight:
             return np.array([1000.0, 1000.0] + [100.0] * len(self.rho_ends))
         return np.array([0.0] * (2 + len(self.rho_ends))
@@ -721,7 +721,7 @@ class BoxSearch:
         seq = itertools.count()
         # Multipliers start where the last search's first box converged (searches of nearby
         # boxes follow one another).
-        duals0 = self.root_duals if self.root_duals is not None else self._first_duals()
+        duals0 = self.root_duals if self.root_duals is not None else self.first_duals()
         if root is not None:
             heapq.heappush(heap, _Node(-math.inf, next(seq), root, duals0))
         nodes = 0

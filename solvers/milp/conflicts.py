@@ -236,6 +236,31 @@ def beyond_budgets(space: S.Space, p: Staged, t) -> bool:
                     return True
             except Unsupported:
                 continue
+    return _above_entropy(space, p, t)
+
+
+def _above_entropy(space: S.Space, p: Staged, t) -> bool:
+    """Whether a floor on entropy (or entropy_score) lies above the box search's bound on
+    the largest value under the other requirements, at the whole space's box."""
+    from archlang.solvers.milp.boxbb import ROOT_STEPS, BoxSearch
+
+    for i, c in enumerate(space.constraints):
+        try:
+            name, floor = metric_floor(c)
+        except Unsupported:
+            continue
+        rest = dataclasses.replace(space, constraints=space.constraints[:i]
+                                   + space.constraints[i + 1:])
+        try:
+            boxes = BoxSearch(rest, p, name, "maximize", t)
+        except Unsupported:
+            continue
+        root = boxes.propagate(boxes.root())
+        if root is None:
+            return True
+        relaxed, _ = boxes.bound(root, boxes.first_duals(), floor, ROOT_STEPS)
+        if relaxed is None or relaxed.bound < floor:
+            return True
     return False
 
 
