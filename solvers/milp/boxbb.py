@@ -19,6 +19,11 @@ decision -- with a Lagrangian bound per box:
   combined exactly: a DP over the cumulative depth carries ``-nu_j g(1 + 3 D_j)``, and the
   last stages' depths are enumerated jointly for the depth penalty.
 
+The same search minimises MACs or parameters (its objective minus the cost, in units of a
+first answer's), optionally under a floor on the entropy: the floor's multiplier ``eta`` then
+weighs the entropy wherever the multiplier-free search weighs it by 1 (used to explain
+infeasibility, `conflicts.py`, and for `minimize macs` under `require entropy >= H`).
+
 Any multipliers give a valid upper bound; a level bundle method (`DualSolver`: cutting planes,
 each step a tiny LP) improves them per box, warm-started from the parent box. Boxes are
 explored best bound first; a box whose bound is within the gap of the incumbent is closed, the
@@ -276,7 +281,7 @@ class BoxSearch:
         return np.array([0.0] * (2 + len(self.rho_ends))
                         + [1.0] * (self.budgets.floor is not None))
 
-    def floor(self) -> float:
+    def least_value(self) -> float:
         """Less than the value of every point of the space, so that a box bounded below it
         has no feasible point (how the search proves infeasibility): the entropy is a sum of
         products of non-negative logs and the depth penalty at most exp(half the depth
@@ -711,10 +716,10 @@ class BoxSearch:
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = self.value(best_point) if best_point is not None else None
 
-        floor = self.floor()
+        lowest = self.least_value()
 
         def target() -> float:  # a box bounded below this cannot improve the incumbent
-            return floor if best is None else best + gap * abs(best)
+            return lowest if best is None else best + gap * abs(best)
 
         root = self.propagate(within or self.root())
         heap: list[_Node] = []
