@@ -269,34 +269,28 @@ def _check(space: S.Space, p: Staged, n: int, seed: int, options: dict) -> None:
 
 def metric_bound(c: S.Constraint) -> tuple[str, float]:
     """`metric <= constant` (or `constant >= metric`) -> (metric, constant)."""
-    from archlang.solvers.milp.program import comparison
-
-    op, a, b = comparison(c)
-    if op in (">=", ">"):
-        a, b = b, a
-    elif op not in ("<=", "<"):
-        raise Unsupported(f"`require {c.text}` is not an upper bound on a metric")
-    if isinstance(a, E.Ref) and a.name.startswith("$") and not E.refs(b):
-        value = E.evaluate(b, {})
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return a.name[1:], float(value)
-    raise Unsupported(f"`require {c.text}` is not `metric <= constant`")
+    return _metric_against_constant(c, ("<=", "<"), ">=")
 
 
 def metric_floor(c: S.Constraint) -> tuple[str, float]:
     """`metric >= constant` (or `constant <= metric`) -> (metric, constant)."""
+    return _metric_against_constant(c, (">=", ">"), "<=")
+
+
+def _metric_against_constant(c: S.Constraint, ops: tuple[str, str],
+                             mirror: str) -> tuple[str, float]:
     from archlang.solvers.milp.program import comparison
 
     op, a, b = comparison(c)
-    if op in ("<=", "<"):
+    if op in (mirror, mirror[0]):  # `constant op metric`: read it the other way round
         a, b = b, a
-    elif op not in (">=", ">"):
-        raise Unsupported(f"`require {c.text}` is not a lower bound on a metric")
+    elif op not in ops:
+        raise Unsupported(f"`require {c.text}` is not `metric {ops[0]} constant`")
     if isinstance(a, E.Ref) and a.name.startswith("$") and not E.refs(b):
         value = E.evaluate(b, {})
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return a.name[1:], float(value)
-    raise Unsupported(f"`require {c.text}` is not `metric >= constant`")
+    raise Unsupported(f"`require {c.text}` is not `metric {ops[0]} constant`")
 
 
 def feasible_pairs(space: S.Space, a: str, b: str, va: tuple, vb: tuple) -> set[tuple] | None:
