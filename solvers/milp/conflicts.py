@@ -76,30 +76,40 @@ def _dropped(rest: S.Space, p: Staged, c: S.Constraint, seconds: float) -> str |
 def _most(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
     """`metric >= most` for the largest value of `metric` the heuristic and stage moves
     find over the points meeting every other requirement (not proven largest)."""
-    from archlang.solvers.milp.heuristic import StageMoves, search
+    from archlang.solvers.milp.heuristic import search
 
     start = time.perf_counter()
     t = tables(rest, p)
     point, rank = search(rest, p, metric, "maximize", 0.5 * seconds, spans=spans(p, t))
     if rank[0] != 0.0:
         return None
-    point = StageMoves(rest, p, metric, "maximize", t).improve(point, start + seconds)
+    point = _improved(rest, p, metric, "maximize", t, point, start + seconds)
     most = scores(p, point)[metric]
     shown = math.floor(most * 1e3) / 1e3  # rounded down: relaxing to it admits the point
     return f"{metric} >= {shown:.10g} (the most found; not proven most)"
 
 
+def _improved(rest: S.Space, p: Staged, metric: str, sense: str, t, point, until: float):
+    """`point` polished by exact stage moves (as it is where they do not apply, e.g. a
+    requirement mixing metrics and decisions)."""
+    from archlang.solvers.milp.heuristic import StageMoves
+
+    try:
+        return StageMoves(rest, p, metric, sense, t).improve(point, until)
+    except Unsupported:
+        return point
+
+
 def _least(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
     """`metric <= least` for the least value of `metric` over the points that meet every
     other requirement (None if there is none, or none is found)."""
-    from archlang.solvers.milp.heuristic import StageMoves, search
+    from archlang.solvers.milp.heuristic import search
 
     start = time.perf_counter()
     t = tables(rest, p)
     point, rank = search(rest, p, metric, "minimize", 0.2 * seconds, spans=spans(p, t))
     if rank[0] == 0.0:
-        point = StageMoves(rest, p, metric, "minimize", t).improve(point,
-                                                                   start + 0.3 * seconds)
+        point = _improved(rest, p, metric, "minimize", t, point, start + 0.3 * seconds)
         found = scores(p, point)[metric]
     else:
         point, found = None, math.inf
