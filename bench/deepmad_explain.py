@@ -67,7 +67,8 @@ def exact(rest, p, t) -> tuple[float, float]:
 def evolved(rest, p, t, seconds: float) -> float:
     """The least MACs evolution (then exact stage moves) finds in `seconds`."""
     start = time.perf_counter()
-    point, rank = search(rest, p, "macs", "minimize", 0.7 * seconds, spans=spans(p, t))
+    point, rank = search(rest, p, "macs", "minimize", 0.7 * seconds, spans=spans(p, t),
+                         stall=10**9)  # use all the time it is given
     if rank[0] != 0.0:
         return math.inf
     point = StageMoves(rest, p, "macs", "minimize", t).improve(point, start + seconds)
