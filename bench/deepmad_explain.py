@@ -65,7 +65,8 @@ def exact(rest, p, t) -> tuple[float, float]:
 
 
 def evolved(rest, p, t, seconds: float) -> float:
-    """The least MACs evolution (then exact stage moves) finds in `seconds`."""
+    """The least MACs evolution (then exact stage moves) finds in `seconds` (also the
+    baseline of `deepmad_least_macs.py`)."""
     start = time.perf_counter()
     point, rank = search(rest, p, "macs", "minimize", 0.7 * seconds, spans=spans(p, t),
                          stall=10**9)  # use all the time it is given

@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 import archlang  # noqa: E402
 from archlang.solvers.milp import solve  # noqa: E402
-from archlang.solvers.milp.heuristic import StageMoves, search  # noqa: E402
-from archlang.solvers.milp.staged import recognise, scores, spans, tables  # noqa: E402
+from archlang.solvers.milp.staged import recognise, tables  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
+from deepmad_explain import evolved  # noqa: E402
 from deepmad_milp import PUBLISHED, score  # noqa: E402
 
 
@@ -40,18 +40,6 @@ def problem(name: str, floor: float):
     text = re.sub(r"require macs <= \S+\n", "", text)
     text = text.replace("maximize entropy_score", f"require entropy >= {floor}\n    minimize macs")
     return archlang.loads(text)
-
-
-def evolved(space, seconds: float) -> float:
-    p = recognise(space)
-    t = tables(space, p)
-    start = time.perf_counter()
-    point, rank = search(space, p, "macs", "minimize", 0.7 * seconds, spans=spans(p, t),
-                         stall=10**9)  # use all the time it is given
-    if rank[0] != 0.0:
-        return float("inf")
-    point = StageMoves(space, p, "macs", "minimize", t).improve(point, start + seconds)
-    return scores(p, point)["macs"]
 
 
 def main() -> int:
@@ -72,7 +60,9 @@ def main() -> int:
         sol = solve(space, time_limit=args.time_limit, formulation="staged")
         assert sol.assignment is not None and not sol.notes, sol.notes
         assert not archlang.fix(space, sol.assignment).violations()
-        equal, ten = (evolved(space, f * sol.seconds) for f in (1.0, args.factor))
+        p = recognise(space)
+        t = tables(space, p)
+        equal, ten = (evolved(space, p, t, f * sol.seconds) for f in (1.0, args.factor))
         print(f"| {name} (entropy >= {floor:,.1f}) | {published.entropy:,.1f}, "
               f"{published.macs / 1e9:.3f} G | {sol.objective / 1e9:.3f} G, "
               f"{sol.bound / 1e9:.3f} G, {100 * sol.gap:.1f}%, {sol.seconds:.1f} | "

@@ -44,72 +44,60 @@ def explain_staged(space: S.Space, p: Staged, time_limit: float,
     for i, c in enumerate(space.constraints):
         rest = dataclasses.replace(space, constraints=space.constraints[:i]
                                    + space.constraints[i + 1:])
-        try:
-            metric = metric_bound(c)[0] if c.metrics else None
-        except Unsupported:
-            try:  # a floor (`entropy >= 20000`): the most found without it
-                metric = "-" + metric_floor(c)[0]
-            except Unsupported:
+        t = tables(rest, p)
+        if not c.metrics:
+            if beyond_budgets(rest, p, t):  # still infeasible without it
                 continue
-        if beyond_budgets(rest, p, tables(rest, p)):  # still infeasible without it
-            continue
-        if metric is None:
-            least = _dropped(rest, p, c, min(seconds, DROP))
-        elif metric.startswith("-"):
-            least = _most(rest, p, metric[1:], seconds)
+            least = _dropped(rest, p, t, c, min(seconds, DROP))
         else:
-            least = _least(rest, p, metric, seconds)
+            try:
+                metric, most = metric_bound(c)[0], False
+            except Unsupported:
+                try:  # a floor (`entropy >= 20000`): the most found without it
+                    metric, most = metric_floor(c)[0], True
+                except Unsupported:
+                    continue
+            if beyond_budgets(rest, p, t):
+                continue
+            least = (_most if most else _least)(rest, p, t, metric, seconds)
         if least is not None:
             progress(f"relaxing `require {c.text}` alone: {least}")
             out.append(Relaxation(c.text, least))
     return tuple(out)
 
 
-def _dropped(rest: S.Space, p: Staged, c: S.Constraint, seconds: float) -> str | None:
+def _dropped(rest: S.Space, p: Staged, t, c: S.Constraint, seconds: float) -> str | None:
     from archlang.solvers.milp.heuristic import search
 
     sense, metric = objective_of(rest)
-    _, rank = search(rest, p, metric, sense, seconds, spans=spans(p, tables(rest, p)))
+    _, rank = search(rest, p, metric, sense, seconds, spans=spans(p, t))
     return f"drop `require {c.text}`" if rank[0] == 0.0 else None
 
 
-def _most(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
+def _most(rest: S.Space, p: Staged, t, metric: str, seconds: float) -> str | None:
     """`metric >= most` for the largest value of `metric` the heuristic and stage moves
     find over the points meeting every other requirement (not proven largest)."""
-    from archlang.solvers.milp.heuristic import search
+    from archlang.solvers.milp.heuristic import polished, search
 
     start = time.perf_counter()
-    t = tables(rest, p)
     point, rank = search(rest, p, metric, "maximize", 0.5 * seconds, spans=spans(p, t))
     if rank[0] != 0.0:
         return None
-    point = _improved(rest, p, metric, "maximize", t, point, start + seconds)
+    point = polished(rest, p, metric, "maximize", point, start + seconds, t)
     most = scores(p, point)[metric]
     shown = math.floor(most * 1e3) / 1e3  # rounded down: relaxing to it admits the point
     return f"{metric} >= {shown:.10g} (the most found; not proven most)"
 
 
-def _improved(rest: S.Space, p: Staged, metric: str, sense: str, t, point, until: float):
-    """`point` polished by exact stage moves (as it is where they do not apply, e.g. a
-    requirement mixing metrics and decisions)."""
-    from archlang.solvers.milp.heuristic import StageMoves
-
-    try:
-        return StageMoves(rest, p, metric, sense, t).improve(point, until)
-    except Unsupported:
-        return point
-
-
-def _least(rest: S.Space, p: Staged, metric: str, seconds: float) -> str | None:
+def _least(rest: S.Space, p: Staged, t, metric: str, seconds: float) -> str | None:
     """`metric <= least` for the least value of `metric` over the points that meet every
     other requirement (None if there is none, or none is found)."""
-    from archlang.solvers.milp.heuristic import search
+    from archlang.solvers.milp.heuristic import polished, search
 
     start = time.perf_counter()
-    t = tables(rest, p)
     point, rank = search(rest, p, metric, "minimize", 0.2 * seconds, spans=spans(p, t))
     if rank[0] == 0.0:
-        point = _improved(rest, p, metric, "minimize", t, point, start + 0.3 * seconds)
+        point = polished(rest, p, metric, "minimize", point, start + 0.3 * seconds, t)
         found = scores(p, point)[metric]
     else:
         point, found = None, math.inf

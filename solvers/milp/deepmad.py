@@ -577,7 +577,7 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
     HiGHS model (engine "milp"): build, start from a heuristic incumbent, solve, verify."""
     import time
 
-    from archlang.solvers.milp.heuristic import search
+    from archlang.solvers.milp.heuristic import polished, search
     from archlang.solvers.milp.program import Solution, objective_of
     from archlang.solvers.milp.staged import assignment, recognise, scores
 
@@ -611,8 +611,8 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
     if feasible_start and onehots > BOXES_ABOVE:
         # HiGHS will not improve on a start in this model's size (its root LP alone takes
         # most of a minute): polish the start with exact stage and pair moves first.
-        incumbent = _polished(space, p, metric, sense, incumbent,
-                              start + POLISH_START * settings.time_limit)
+        incumbent = polished(space, p, metric, sense, incumbent,
+                             start + POLISH_START * settings.time_limit, pairs=True)
     if feasible_start:
         progress(f"heuristic incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
                  f"({time.perf_counter() - t0:.1f} s); solving with HiGHS")
@@ -664,22 +664,6 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
 
 
 POLISH_START = 0.5  # share of the time limit by which a large HiGHS model's start is polished
-
-
-def _polished(space: S.Space, p: Staged, metric: str, sense: str, point: Point,
-              until: float) -> Point:
-    """`point` improved by exact stage moves, then pair moves, until `until` (as it is, if
-    the moves do not apply to the space's requirements)."""
-    import time
-
-    from archlang.solvers.milp.heuristic import StageMoves
-
-    try:
-        moves = StageMoves(space, p, metric, sense)
-    except Unsupported:
-        return point
-    point = moves.improve(point, time.perf_counter() + max(0.2, (until - time.perf_counter()) / 3))
-    return moves.improve_pairs(point, until)
 
 
 def _conflicts(space: S.Space, p: Staged, status: str, settings: Any, progress: Any) -> tuple:

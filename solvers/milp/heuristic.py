@@ -349,3 +349,18 @@ class StageMoves:
                             + stages[t + 1:]
                     improved = True
         return stem, stages
+
+
+def polished(space: S.Space, p: Staged, metric: str, sense: str, point: Point, until: float,
+             tables: Any = None, pairs: bool = False) -> Point:
+    """`point` improved by exact stage moves (then, with `pairs`, pair moves, the stage moves
+    taking a third of the time) until `until`; as it is where the moves do not apply to the
+    space's requirements (a requirement mixing metrics and decisions)."""
+    try:
+        moves = StageMoves(space, p, metric, sense, tables)
+    except Unsupported:
+        return point
+    if not pairs:
+        return moves.improve(point, until)
+    point = moves.improve(point, time.perf_counter() + max(0.2, (until - time.perf_counter()) / 3))
+    return moves.improve_pairs(point, until)
