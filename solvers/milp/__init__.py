@@ -13,9 +13,11 @@ only when `solve` runs). See docs/deepmad.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+from archlang.errors import ArchError
 from archlang.ir import space as S
 from archlang.solvers.milp.terms import Unsupported
 
@@ -41,7 +43,8 @@ FORMULATIONS = ("auto", "generic", "staged", "staged-milp", "staged-boxes")
 
 def solve(space: S.Space, time_limit: float = 60.0, gap: float = 1e-4, threads: int = 1,
           verbose: bool = False, formulation: str = "auto", explain: bool = True,
-          progress: Callable[[str], None] = lambda text: None) -> Any:
+          progress: Callable[[str], None] = lambda text: None,
+          fallback: str | None = None) -> Any:
     """Solve the spec's problem; returns a `program.Solution` (status, objective, bound, gap,
     seconds, assignment, metrics from the cost pass, conflicts when infeasible).
 
@@ -50,19 +53,59 @@ def solve(space: S.Space, time_limit: float = 60.0, gap: float = 1e-4, threads: 
     else the box branch and bound of `boxbb.py` if the problem maximises entropy or
     entropy_score under macs/params/effectiveness budgets), "staged-milp" / "staged-boxes"
     (one of the two), or "auto": generic when it can encode the space, else staged;
-    `Unsupported` with both reasons when neither applies.
+    `Unsupported` with both reasons when neither applies -- or, with `fallback` (a search
+    strategy: random, evolution, mcts, smbo), that strategy's best point found within the time
+    limit, scored by the cost pass (status "heuristic", no bound; "optimal" if it enumerated
+    the whole space). A spec with several objectives is solved for the first; a note says so.
     """
-    import archlang
-    from archlang.solvers.milp.program import Settings
-    from archlang.solvers.milp.program import solve as run
+    import dataclasses
 
+    import archlang
+    from archlang.solvers.milp.program import objective_of
+
+    objective_of(space)  # a problem a program can state, else the user's error, at its line
     if formulation not in FORMULATIONS:
-        raise Unsupported(f"unknown formulation '{formulation}' (one of "
-                          f"{', '.join(FORMULATIONS)})")
+        raise ArchError(f"unknown formulation '{formulation}' (one of "
+                        f"{', '.join(FORMULATIONS)})")
+    if fallback is not None:
+        from archlang.solvers.milp.fallback import strategy_named
+
+        strategy_named(fallback)  # a misspelt strategy is an error before any work
 
     def check(assignment):
         arch = archlang.fix(space, assignment)
         return arch.metrics(), arch.violations()
+
+    started = time.perf_counter()
+    try:
+        solution = _exact(space, time_limit, gap, threads, verbose, formulation, explain,
+                          progress, check)
+    except Unsupported as exc:
+        if fallback is None:
+            raise Unsupported(exc.message, exc.span, (
+                *exc.notes, "`--fallback evolution` (or random, mcts, smbo) searches the "
+                "space instead, scoring each candidate by the cost pass, without a bound")) \
+                from None
+        from archlang.solvers.milp.fallback import search
+
+        progress(f"no exact formulation ({exc.message}); searching with {fallback} instead")
+        left = max(0.0, time_limit - (time.perf_counter() - started))
+        solution = search(space, fallback, left, exc.message, check, progress)
+    if len(space.objectives) > 1:
+        ignored = ", ".join(f"{o.sense} {o.metric}" for o in space.objectives[1:])
+        first = space.objectives[0]
+        solution = dataclasses.replace(solution, notes=(*solution.notes, (
+            f"solved for the first objective only ({first.sense} {first.metric}); ignored: "
+            f"{ignored} (`archlang search` keeps the Pareto front of several)")))
+    return solution
+
+
+def _exact(space: S.Space, time_limit: float, gap: float, threads: int, verbose: bool,
+           formulation: str, explain: bool, progress: Callable[[str], None],
+           check: Callable) -> Any:
+    """`solve` by a formulation that encodes the problem exactly, else `Unsupported`."""
+    from archlang.solvers.milp.program import Settings
+    from archlang.solvers.milp.program import solve as run
 
     settings = Settings(time_limit, gap, threads, verbose, explain)
     why_not_generic = None

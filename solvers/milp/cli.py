@@ -26,6 +26,10 @@ def register(subparsers) -> None:
                         "blocks: the HiGHS model when small, else box branch and bound), "
                         "staged-milp or staged-boxes (one of the two), or auto: generic when "
                         "it can encode the space, else staged")
+    p.add_argument("--fallback", metavar="STRATEGY",
+                   help="when no exact formulation encodes the problem, search it with this "
+                        "strategy (random, evolution, mcts, smbo) for the time limit, scoring "
+                        "each candidate by the cost pass: the best found, without a bound")
     p.add_argument("--json", action="store_true", help="the certificate and costs as JSON")
     p.add_argument("-o", "--output", metavar="OUT.py", help="write the solution's source here")
     p.add_argument("--backend", default="torch", help="backend for -o (default torch)")
@@ -48,6 +52,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     space = _load(args, args.file)
     solution = solve(space, time_limit=args.time_limit, gap=args.gap, threads=args.threads,
                      verbose=args.verbose, formulation=args.formulation,
+                     fallback=args.fallback,
                      progress=_status_line if not args.json else lambda text: None)
     if solution.assignment is None:
         if args.json:

@@ -23,6 +23,7 @@ from pyomo.contrib.appsi.solvers import Highs
 from archlang.errors import ArchError
 from archlang.ir import expr as E
 from archlang.ir import space as S
+from archlang.passes.metrics import MEASURED, metric_names
 from archlang.solvers.milp.terms import Unsupported
 
 _COMPARE = ("<=", "<", ">=", ">", "==")
@@ -173,9 +174,18 @@ def build(space: S.Space, formulation: Formulation, skip: frozenset[int] = froze
 
 
 def objective_of(space: S.Space) -> tuple[str, str]:
+    """The (sense, metric) a solve optimises: the spec's first objective, which must be a
+    metric of the cost pass (a measured one, say accuracy, needs a search and an evaluator)."""
     if not space.objectives:
         raise ArchError(f"'{space.name}' has no `maximize`/`minimize`: nothing to solve for")
     o = space.objectives[0]
+    if o.metric in MEASURED:
+        raise ArchError(
+            f"'{o.metric}' ({MEASURED[o.metric]}) is not known before an architecture is "
+            "built and measured, so no mathematical program can optimise it", o.span,
+            ("`archlang solve` optimises what the cost pass computes: "
+             f"{', '.join(metric_names())}",
+             f"to optimise {o.metric}, run `archlang search` with an evaluator"))
     return o.sense, o.metric
 
 

@@ -1,0 +1,134 @@
+"""`archlang solve` on problems no exact formulation encodes: a clear refusal, or with
+`--fallback` a search scored by the cost pass; objectives a program cannot state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import archlang
+from archlang.ir import decisions as D
+from archlang.solvers.milp import Unsupported, solve
+from archlang.solvers.milp.fallback import search
+
+# `p` is continuous: the MILP refuses the space; dropout changes no cost, so the best point
+# is the best over the discrete decisions, which enumeration gives.
+CONTINUOUS = """arch a {
+    input image[3, 16, 16]
+    let w = choice(8, 16, 24, 32)
+    let k = choice(1, 3, 5)
+    let p = uniform(0.0, 0.5)
+    conv(w, k) relu dropout(p)
+    conv(w, 3) relu
+    require params <= 6000
+    maximize macs
+}
+"""
+
+DISCRETE = CONTINUOUS.replace("uniform(0.0, 0.5)", "choice(0.1)")
+
+FINITE = """arch a {
+    input image[3, 16, 16]
+    let w = choice(8, 16, 24)
+    let deep = choice(true, false)
+    conv(w, 3) relu
+    if deep {
+        let k = choice(3, 5)
+        conv(w, k) relu
+        require k * w <= 100
+    }
+    OBJECTIVE
+}
+"""
+
+
+def _best_discrete(space, metric, sense):
+    """Brute force over the points of a discrete space."""
+    best = None
+    for values in D.enumerate_points(space):
+        arch = archlang.fix(space, values)
+        if arch.violations():
+            continue
+        v = arch.metrics()[metric]
+        if best is None or (v > best if sense == "maximize" else v < best):
+            best = v
+    return best
+
+
+def _check(space):
+    def check(assignment):
+        arch = archlang.fix(space, assignment)
+        return arch.metrics(), arch.violations()
+    return check
+
+
+def test_refused_space_names_the_reason_and_the_fallback():
+    space = archlang.loads(CONTINUOUS)
+    with pytest.raises(Unsupported) as info:
+        solve(space, time_limit=5)
+    assert "'p' is continuous" in info.value.message
+    assert any("--fallback evolution" in n for n in info.value.notes)
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution"])
+def test_fallback_search_finds_the_best_point_and_meets_every_requirement(strategy):
+    space = archlang.loads(CONTINUOUS)
+    solution = solve(space, time_limit=4, fallback=strategy)
+    assert solution.status == "heuristic" and solution.bound is None and solution.gap is None
+    arch = archlang.fix(space, solution.assignment)
+    assert arch.violations() == []
+    assert solution.objective == arch.metrics()["macs"] == solution.metrics["macs"]
+    assert solution.objective == _best_discrete(archlang.loads(DISCRETE), "macs", "maximize")
+    assert solution.size["feasible"] >= 1 and solution.size["candidates"] >= 12
+    assert any("no exact formulation" in n for n in solution.notes)
+
+
+@pytest.mark.parametrize("sense", ["maximize", "minimize"])
+def test_fallback_that_enumerates_a_finite_space_is_optimal(sense):
+    space = archlang.loads(FINITE.replace("OBJECTIVE", f"{sense} params"))
+    solution = search(space, "random", 30.0, "a test", _check(space))
+    assert solution.status == "optimal" and solution.gap == 0.0
+    assert solution.bound == solution.objective == _best_discrete(space, "params", sense)
+    assert solution.size["candidates"] == D.size(space)
+
+
+def test_fallback_proves_infeasible_only_by_enumeration():
+    space = archlang.loads(FINITE.replace("OBJECTIVE", "require params <= 10\n maximize params"))
+    solution = search(space, "evolution", 30.0, "a test", _check(space))
+    assert solution.status == "infeasible" and solution.assignment is None
+    assert solution.size["feasible"] == 0 and solution.size["candidates"] == D.size(space)
+
+
+def test_cli_fallback_and_its_refusal(run_cli, tmp_path):
+    spec = tmp_path / "net.arch"
+    spec.write_text(CONTINUOUS)
+    code, out, err = run_cli("solve", str(spec), "--time-limit", "3")
+    assert code == 1 and "Traceback" not in err
+    assert "error: decision 'p' is continuous" in err and "--fallback evolution" in err
+    code, out, err = run_cli("solve", str(spec), "--time-limit", "3", "--fallback",
+                             "evolution", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["status"] == "heuristic" and data["bound"] is None
+    assert data["objective"] == _best_discrete(archlang.loads(DISCRETE), "macs", "maximize")
+    code, _, err = run_cli("solve", str(spec), "--time-limit", "3", "--fallback", "annealing")
+    assert code == 1 and "unknown fallback strategy 'annealing'" in err
+
+
+def test_measured_objective_is_a_located_error(run_cli, tmp_path):
+    spec = tmp_path / "net.arch"
+    spec.write_text(FINITE.replace("OBJECTIVE", "maximize accuracy"))
+    code, _, err = run_cli("solve", str(spec))
+    assert code == 1 and "Traceback" not in err
+    assert f"{spec}:11:14: error: 'accuracy'" in err and "archlang search" in err
+    assert "^^^^^^^^" in err
+
+
+def test_several_objectives_solve_the_first_and_say_so():
+    space = archlang.loads(FINITE.replace("OBJECTIVE", "maximize params\n minimize macs"))
+    solution = solve(space, time_limit=10)
+    assert solution.status == "optimal"
+    assert solution.objective == _best_discrete(space, "params", "maximize")
+    assert any("first objective only (maximize params)" in n and "minimize macs" in n
+               for n in solution.notes)
