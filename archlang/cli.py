@@ -64,6 +64,17 @@ def _load(args: argparse.Namespace, path: str) -> api.Space:
                     arch=getattr(args, "arch", None))
 
 
+def write_output(path: str, text: str) -> None:
+    """Write a generated file, making its folder; a path that cannot be written is the user's
+    error, said in one line."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, "utf-8")
+    except OSError as exc:
+        raise ArchError(f"cannot write '{path}': {exc.strerror or exc}") from None
+
+
 def _console():
     from rich.console import Console
 
@@ -175,8 +186,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         _print_summary(arch)
     if args.output:
         source = arch.emit(args.backend)
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(source, "utf-8")
+        write_output(args.output, source)
         if not args.json:
             print(f"wrote {args.output} ({args.backend}, {len(source.splitlines())} lines)")
     elif not args.json and not args.summary:

@@ -1,5 +1,6 @@
-"""`archlang solve` on problems no exact formulation encodes: a clear refusal, or with
-`--fallback` a search scored by the cost pass; objectives a program cannot state."""
+"""`archlang solve` on what it cannot do exactly: spaces no formulation encodes (a clear
+refusal, or with `--fallback` a search scored by the cost pass), objectives a program cannot
+state, settings and output paths it cannot use."""
 
 from __future__ import annotations
 
@@ -132,3 +133,26 @@ def test_several_objectives_solve_the_first_and_say_so():
     assert solution.objective == _best_discrete(space, "params", "maximize")
     assert any("first objective only (maximize params)" in n and "minimize macs" in n
                for n in solution.notes)
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--time-limit", "0", "time limit must be positive"),
+    ("--gap", "-0.1", "gap must be a non-negative fraction"),
+    ("--threads", "0", "threads must be at least 1"),
+])
+def test_bad_settings_are_one_line_errors(run_cli, tmp_path, flag, value, message):
+    spec = tmp_path / "net.arch"
+    spec.write_text(FINITE.replace("OBJECTIVE", "maximize params"))
+    code, out, err = run_cli("solve", str(spec), flag, value)
+    assert code == 1 and message in err and "Traceback" not in err and out == ""
+
+
+def test_unwritable_output_keeps_the_answer_and_says_why(run_cli, tmp_path):
+    spec = tmp_path / "net.arch"
+    spec.write_text(FINITE.replace("OBJECTIVE", "maximize params"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = run_cli("solve", str(spec), "-o", str(blocker / "net.py"))
+    assert code == 1 and "Traceback" not in err
+    assert "optimal" in out and "assignment:" in out  # the answer is printed first
+    assert f"error: cannot write '{blocker / 'net.py'}'" in err

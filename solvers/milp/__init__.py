@@ -64,6 +64,12 @@ def solve(space: S.Space, time_limit: float = 60.0, gap: float = 1e-4, threads: 
     from archlang.solvers.milp.program import objective_of
 
     objective_of(space)  # a problem a program can state, else the user's error, at its line
+    if not time_limit > 0:
+        raise ArchError(f"the time limit must be positive seconds, not {time_limit}")
+    if not gap >= 0:
+        raise ArchError(f"the gap must be a non-negative fraction (1e-3 is 0.1%), not {gap}")
+    if threads < 1:
+        raise ArchError(f"threads must be at least 1, not {threads}")
     if formulation not in FORMULATIONS:
         raise ArchError(f"unknown formulation '{formulation}' (one of "
                         f"{', '.join(FORMULATIONS)})")

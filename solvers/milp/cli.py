@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -46,7 +45,7 @@ def _status_line(text: str) -> None:
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from archlang import api
-    from archlang.cli import _load, _si
+    from archlang.cli import _load, _si, write_output
     from archlang.solvers.milp import solve
 
     space = _load(args, args.file)
@@ -68,13 +67,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
             print("note: no single requirement, relaxed or dropped, makes the problem "
                   "feasible", file=sys.stderr)
         return 1
-    if args.output:
-        arch = api.fix(space, solution.assignment)
-        source = arch.emit(args.backend)
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(source, "utf-8")
+    source = api.fix(space, solution.assignment).emit(args.backend) if args.output else None
     if args.json:
         print(json.dumps(solution.as_json(), indent=2, default=str))
+        if source is not None:
+            write_output(args.output, source)
         return 0
     gap = "n/a" if solution.gap is None else f"{100 * solution.gap:.4f}%"
     print(f"{space.name}: {solution.status}  objective {solution.objective:.6g}  "
@@ -90,6 +87,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     print("costs: " + ", ".join(costs))
     for note in solution.notes:
         print(f"warning: {note}", file=sys.stderr)
-    if args.output:
+    if source is not None:
+        write_output(args.output, source)  # after the answer is shown: a bad path loses nothing
         print(f"wrote {args.output} ({args.backend})")
     return 0
