@@ -15,7 +15,7 @@ def register(subparsers) -> None:
         "solve", help="solve a spec's maximize/minimize + require problem exactly (MILP, HiGHS)")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
-                   help="seconds for HiGHS (default 60)")
+                   help="seconds for the whole solve (default 60)")
     p.add_argument("--gap", type=float, default=1e-4, metavar="G",
                    help="relative optimality gap to stop at (default 1e-4)")
     p.add_argument("--threads", type=int, default=1, help="HiGHS threads (default 1)")

@@ -482,6 +482,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
         # bottlenecks and kernels with the depths held (the incumbent's depth profile and
         # those a block away: `_profiles`).
         incumbent = moves.improve(incumbent, time.perf_counter() + max(0.2, 0.05 * limit))
+        _report(progress, "after the heuristic and stage moves", p, metric, incumbent, start)
         for steps in (0, 1):
             left = LNS_UNTIL * limit - (time.perf_counter() - start)
             if left <= 0:
@@ -491,9 +492,11 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
             if found.point is not None:
                 incumbent = moves.improve(found.point,
                                           time.perf_counter() + max(0.2, 0.05 * limit))
+            _report(progress, "after the large neighbourhood " + (
+                "within a step of the widths" if steps else "with the widths held"),
+                p, metric, incumbent, start)
         incumbent = moves.improve_pairs(incumbent, start + PAIRS_UNTIL * limit)
-        progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} after pair moves "
-                 f"({time.perf_counter() - start:.1f} s)")
+        _report(progress, "after pair moves", p, metric, incumbent, start)
         incumbent = _profiles(boxes, moves, incumbent, start + PROFILES_UNTIL * limit, limit,
                               progress)
         progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
@@ -523,6 +526,16 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
         notes.append("the cost pass finds broken requirements: " + "; ".join(broken))
     return Solution(out.status, objective, bound, gap, seconds, chosen, metrics, name,
                     size, notes=tuple(notes))
+
+
+def _report(progress: Any, when: str, p: Staged, metric: str, point: Point,
+            start: float) -> None:
+    import time
+
+    from archlang.solvers.milp.staged import scores
+
+    progress(f"incumbent {metric} = {scores(p, point)[metric]:.6g} {when} "
+             f"({time.perf_counter() - start:.1f} s)")
 
 
 def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, limit: float,
