@@ -156,3 +156,20 @@ def test_unwritable_output_keeps_the_answer_and_says_why(run_cli, tmp_path):
     assert code == 1 and "Traceback" not in err
     assert "optimal" in out and "assignment:" in out  # the answer is printed first
     assert f"error: cannot write '{blocker / 'net.py'}'" in err
+
+
+def test_solver_banner_only_with_verbose(tmp_path):
+    # HiGHS prints its banner once per process, so each case runs in a fresh one
+    import subprocess
+    import sys
+
+    spec = tmp_path / "net.arch"
+    spec.write_text(FINITE.replace("OBJECTIVE", "maximize params"))
+    code = "import sys; from archlang.cli import main; sys.exit(main(sys.argv[1:]))"
+    runs = {flag: subprocess.run([sys.executable, "-c", code, "solve", str(spec), *flag],
+                                 capture_output=True, text=True)
+            for flag in ((), ("--verbose",))}
+    quiet, verbose = runs[()], runs[("--verbose",)]
+    assert quiet.returncode == verbose.returncode == 0
+    assert "optimal" in quiet.stdout and "HiGHS 1." not in quiet.stdout + quiet.stderr
+    assert "Running HiGHS" in verbose.stdout + verbose.stderr

@@ -67,9 +67,11 @@ def lsum(items: Iterable[tuple[float, int]], const: float = 0.0) -> Lin:
     return Lin(terms, const)
 
 
-def new_highs() -> Any:
-    """A `highspy.Highs`, its one-time banner (printed by the C++ library on file descriptor 1)
-    sent to stderr, so that `archlang solve --json` writes only JSON on stdout."""
+def new_highs(banner: bool = False) -> Any:
+    """A `highspy.Highs`. The C++ library prints a banner on file descriptor 1 when the
+    process makes its first instance: it goes to stderr with `banner` (HiGHS's log is shown),
+    else nowhere, so that `archlang solve` prints only its status lines and `--json` only
+    JSON on stdout."""
     import os
     import sys
 
@@ -77,12 +79,14 @@ def new_highs() -> Any:
 
     sys.stdout.flush()
     saved = os.dup(1)
+    sink = os.dup(2) if banner else os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(2, 1)
+        os.dup2(sink, 1)
         h = highspy.Highs()
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+        os.close(sink)
     return h
 
 
@@ -130,7 +134,7 @@ class Model:
     def highs(self, objective: Lin, maximize: bool, options: dict[str, Any]) -> Any:
         import highspy
 
-        h = new_highs()
+        h = new_highs(banner=bool(options.get("output_flag")))
         h.setOptionValue("output_flag", False)
         for k, v in options.items():
             h.setOptionValue(k, v)

@@ -127,7 +127,7 @@ class Settings:
 def _solver(settings: Settings, time_limit: float | None = None) -> Highs:
     from archlang.solvers.milp.lin import new_highs
 
-    new_highs()  # the library's banner goes to stderr, before pyomo makes its own instance
+    new_highs(settings.verbose)  # the library's banner, before pyomo makes its instance
     opt = Highs()
     opt.config.time_limit = max(1.0, time_limit or settings.time_limit)
     opt.config.mip_gap = settings.gap
