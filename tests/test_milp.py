@@ -256,10 +256,36 @@ def test_staged_refuses_with_a_reason():
     }""")
     with pytest.raises(Unsupported, match="residual|bottleneck"):
         solve(space, formulation="staged")
-    # a head after the stages: the closed form would miss it, and recognition says so
-    space = staged_space((2, 2), "gap linear(10)\n maximize entropy_score")
-    with pytest.raises(Unsupported):
+    # a conv after the stages: it would count in the entropy, which the head may not
+    space = staged_space((2, 2), "conv(8, 1)\n maximize entropy_score")
+    with pytest.raises(Unsupported, match="after the last stage"):
         solve(space, formulation="staged")
+
+
+HEAD_CASES = [
+    "gap fc: linear(10)\n require params <= 6500\n maximize entropy_score",
+    "gap linear(7, bias = false)\n require entropy >= 60\n minimize params",
+    "gap fc: linear(10)\n require macs <= 400k\n require effectiveness <= 0.6\n"
+    " maximize entropy",
+]
+
+
+@pytest.mark.parametrize("formulation", ["staged", "staged-boxes"])
+@pytest.mark.parametrize("body", HEAD_CASES)
+def test_staged_with_a_classifier_head_equals_brute_force(body, formulation):
+    """A classifier after the stages (its costs affine in the last width, measured by the
+    cost pass) on both engines, against every point scored by the cost pass."""
+    from archlang.solvers.milp.staged import recognise
+
+    space = staged_space((2, 2), body)
+    assert recognise(space).head.params_per_width in (10, 7)
+    expected = brute_force(space)
+    solution = solve(space, time_limit=60, formulation=formulation)
+    assert solution.formulation.startswith("staged")
+    assert solution.status == "optimal" and solution.gap <= 1e-4
+    assert solution.objective == pytest.approx(expected, rel=1e-7)
+    assert not archlang.fix(space, solution.assignment).violations()
+    assert not solution.notes
 
 
 def test_cli_solves_deepmad_r18_within_a_time_limit(run_cli):
@@ -291,12 +317,14 @@ def test_cli_solves_deepmad_r18_within_a_time_limit(run_cli):
 # ---------------------------------------------------------------- box branch and bound
 
 
-def _deepmad_r18():
+def _deepmad_r18(head: bool = False):
     from archlang.solvers.milp.staged import recognise
     from tests.conftest import EXAMPLES
 
-    space = archlang.load(EXAMPLES / "deepmad_r18.arch")
-    return space, recognise(space)
+    space = archlang.load(EXAMPLES / "deepmad_r18.arch", params={"head": head})
+    p = recognise(space)
+    assert (p.head.params_per_width, p.head.macs_per_width) == ((1000, 1000) if head else (0, 0))
+    return space, p
 
 
 def _random_points(p, n, seed):
@@ -335,7 +363,8 @@ def test_scores_batch_equals_the_closed_form():
             assert float(batch[name][i]) == pytest.approx(want[name], rel=1e-12)
 
 
-def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere():
+@pytest.mark.parametrize("head", [False, True])  # a classifier after the stages
+def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere(head):
     """A box holding one point, with zero multipliers, bounds that point's score exactly; with
     any multipliers it bounds it from above when the point meets the budgets; and
     a wider box's bound is at least the best point inside it (checked on its random points)."""
@@ -344,7 +373,7 @@ def test_box_bound_is_exact_at_a_point_and_an_upper_bound_everywhere():
     from archlang.solvers.milp.boxbb import Box, BoxSearch, _slot
     from archlang.solvers.milp.staged import scores, tables
 
-    space, p = _deepmad_r18()
+    space, p = _deepmad_r18(head)
     t = tables(space, p)
     boxes = BoxSearch(space, p, "entropy_score", "maximize", t)
 
@@ -458,7 +487,8 @@ def _box_around(boxes, point, width_steps, depth_steps):
     return Box(tuple(lo), tuple(hi))
 
 
-def test_chain_bound_is_exact_at_a_point_and_above_every_point_of_a_box():
+@pytest.mark.parametrize("head", [False, True])  # a classifier after the stages
+def test_chain_bound_is_exact_at_a_point_and_above_every_point_of_a_box(head):
     """The width-exact bound (`chainbound.py`): a one-point box with zero multipliers gives
     the point's score; for random multipliers, boxes of fixed or ranging depths, its bound is
     at least the Lagrangian of every sampled point of the box (budgets broken or not)."""
@@ -467,7 +497,7 @@ def test_chain_bound_is_exact_at_a_point_and_above_every_point_of_a_box():
     from archlang.solvers.milp.boxbb import Box, BoxSearch, _slot
     from archlang.solvers.milp.staged import scores, tables
 
-    space, p = _deepmad_r18()
+    space, p = _deepmad_r18(head)
     boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
     assert boxes.chain is not None
     rng = np.random.default_rng(3)
@@ -624,6 +654,18 @@ def test_least_cost_equals_brute_force(metric, rho, other):
     assert s[metric] == expected and all(s[k] <= v for k, v in limits.items())
     # under a ceiling below the least there is nothing
     assert least_cost(p, tables(space, p), rho, metric, expected - 1, other) is None
+
+
+@pytest.mark.parametrize("metric", ["macs", "params"])
+def test_least_cost_with_a_head_equals_brute_force(metric):
+    from archlang.solvers.milp.leastcost import least_cost
+    from archlang.solvers.milp.staged import tables
+
+    space, p, table = _three_stage_scores("gap fc: linear(10)\n" + THREE)
+    assert p.head.params_per_width == 10
+    expected = _least(table, metric, effectiveness=0.45)
+    value, _ = least_cost(p, tables(space, p), 0.45, metric, math.inf, None)
+    assert value == expected
 
 
 def test_box_search_minimising_a_cost_proves_the_least():

@@ -43,7 +43,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from archlang.ir import space as S
-from archlang.solvers.milp.staged import Point, Staged, Tables, metric_bound, metric_floor, scores
+from archlang.solvers.milp.staged import (
+    Head,
+    Point,
+    Staged,
+    Tables,
+    metric_bound,
+    metric_floor,
+    scores,
+)
 from archlang.solvers.milp.terms import Unsupported
 
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
@@ -119,7 +127,10 @@ class StageTable:
     contiguous: bool  # every width's allowed bottlenecks form one interval of the domain
 
 
-def stage_table(st, pairs: list[tuple[int, int]]) -> StageTable:
+def stage_table(st, pairs: list[tuple[int, int]], head: Head | None = None) -> StageTable:
+    """The stage's allowed (width, bottleneck) pairs and their costs; `head`: the costs of the
+    layers after the stage (a classifier; given for the last stage), which depend only on the
+    stage's width, so they are counted with its first block."""
     wi = np.array([a for a, _ in pairs], dtype=np.int64)
     bi = np.array([b for _, b in pairs], dtype=np.int64)
     w = np.array(st.widths, dtype=np.float64)[wi][:, None]
@@ -135,13 +146,22 @@ def stage_table(st, pairs: list[tuple[int, int]]) -> StageTable:
     b_first = np.where(any_b, np.argmax(allowed, axis=1), -1)
     b_last = np.where(any_b, allowed.shape[1] - 1 - np.argmax(allowed[:, ::-1], axis=1), -1)
     contiguous = bool(np.all(allowed.sum(axis=1) == np.where(any_b, b_last - b_first + 1, 0)))
+    head = head or Head()
     return StageTable(
         wi, bi, np.log(w[:, 0]), u, np.log(w) + u,
-        r2 * (bbkk + b * w), r2 * (2 * w * b + bbkk), np.broadcast_to(big * b + r2 * w, u.shape),
-        bbkk + 4 * b + b * w + 4 * w, 2 * w * b + bbkk + 4 * b + 2 * w,
+        r2 * (bbkk + b * w) + head.macs(w), r2 * (2 * w * b + bbkk),
+        np.broadcast_to(big * b + r2 * w, u.shape),
+        bbkk + 4 * b + b * w + 4 * w + head.params(w), 2 * w * b + bbkk + 4 * b + 2 * w,
         np.broadcast_to(b + w, u.shape), np.array(st.depths, dtype=np.float64),
         np.array(st.widths, dtype=np.float64), np.array(st.bottlenecks, dtype=np.float64),
         row_of, b_first, b_last, contiguous)
+
+
+def stage_tables(p: Staged, tables: Tables) -> list[StageTable]:
+    """Every stage's table, the head counted with the last stage."""
+    n = len(p.stages)
+    return [stage_table(st, pairs, p.head if i == n - 1 else None)
+            for i, (st, pairs) in enumerate(zip(p.stages, tables.pairs))]
 
 
 # ---------------------------------------------------------------- boxes
@@ -239,7 +259,7 @@ class BoxSearch:
         if floor is not None and self.entropy_weight:
             raise Unsupported("the box search maximising entropy takes no lower bound on it")
         self.floor_beta = p.beta if floor is not None and floor[0] == "entropy_score" else 0.0
-        self.tables = [stage_table(st, pr) for st, pr in zip(p.stages, tables.pairs)]
+        self.tables = stage_tables(p, tables)
         self.chains = tables.chains  # per stage: (previous width, width) table, or None
         n = len(p.stages)
         self.penalised = list(range(n - p.penalty_stages, n)) if p.penalty_stages else \

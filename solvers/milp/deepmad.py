@@ -130,6 +130,9 @@ class StagedModel:
             params, macs = params + pa, macs + ma
             logsum = logsum + s_i
             self.L.append(logsum)
+        last = self.sv[-1].Y  # the head's costs, by the last width (one-hot: sums to 1)
+        params = params + lsum((p.head.params(v), c) for v, c in last.items())
+        macs = macs + lsum((p.head.macs(v), c) for v, c in last.items())
         self.metrics["params"], self.metrics["macs"] = params, macs
         self.metrics["flops"] = 2 * macs
         self._monotone_cuts()

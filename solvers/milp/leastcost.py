@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from archlang.solvers.milp.boxbb import StageTable, stage_table
+from archlang.solvers.milp.boxbb import StageTable, stage_tables
 from archlang.solvers.milp.staged import Point, Staged, Tables
 from archlang.solvers.milp.terms import Unsupported
 
@@ -92,7 +92,7 @@ _last: list = [None, None]  # (p, t, metric), their options: callers repeat them
 def _stage_options(p: Staged, t: Tables, metric: str) -> list[_Options]:
     key = _last[0]
     if key is None or key[0] is not p or key[1] is not t or key[2] != metric:
-        tabs = [stage_table(st, pairs) for st, pairs in zip(p.stages, t.pairs)]
+        tabs = stage_tables(p, t)
         _last[:] = [(p, t, metric), [_Options(tab, st, metric)
                                      for st, tab in zip(p.stages, tabs)]]
     return _last[1]

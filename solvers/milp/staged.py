@@ -5,7 +5,9 @@ The structured formulation (`deepmad.py`) needs, per stage, which decisions are 
 ``w``, bottleneck ``b``, kernel ``k`` and depth ``d``, the stage's stride and resolution, and the
 space's conventions (TinyNAS's entropy options). `recognise` reads them from the Space IR (a
 top-level ``conv`` whose width is a decision, then ``repeat`` nodes whose repetitions are a
-``residual`` of three convs 1x1 -> kxk -> 1x1) and then *checks* the reading: the closed form
+``residual`` of three convs 1x1 -> kxk -> 1x1, then optionally a head: layers without
+decisions, no conv, whose parameters and MACs are affine in the last stage's width -- a
+classifier ``gap linear(classes)``) and then *checks* the reading: the closed form
 below must equal archlang's cost pass (params, MACs, entropy, effectiveness, depth penalty) on
 the published-like corner points and on random points of the space. Anything else -- another
 block shape, a continuous decision, conventions the closed form does not follow, a mismatch --
@@ -19,7 +21,7 @@ import math
 import random
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from archlang.errors import ArchError
 from archlang.ir import expr as E
@@ -51,6 +53,23 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Head:
+    """Parameters and MACs of the layers after the last stage (a classifier), affine in the
+    last stage's width w; measured by the cost pass at two widths, checked with the rest."""
+
+    params_per_width: float = 0.0
+    params_fixed: float = 0.0
+    macs_per_width: float = 0.0
+    macs_fixed: float = 0.0
+
+    def params(self, w):
+        return self.params_per_width * w + self.params_fixed
+
+    def macs(self, w):
+        return self.macs_per_width * w + self.macs_fixed
+
+
+@dataclass(frozen=True)
 class Staged:
     """A recognised space: stem conv, then `stages`; conventions from the spec's options."""
 
@@ -64,6 +83,7 @@ class Staged:
     half: float  # the factor on the log-width sum (1/2 or 1)
     beta: float
     penalty_stages: int
+    head: Head = Head()
 
     def scale_ends(self) -> list[tuple[int, int]]:
         """(number of stages before the cut, resolution of the feature map) for each scale.
@@ -105,6 +125,8 @@ def scores(p: Staged, point: Point) -> dict[str, float]:
         logs += [math.log(c), math.log(b * k * k), math.log(b)]
         logs += [math.log(w), math.log(b * k * k), math.log(b)] * (d - 1)
         c = w
+    params += p.head.params(c)
+    macs += p.head.macs(c)
     ends.append((len(logs), c, p.stages[-1].res_out))
     prefix = [0.0]
     for x in logs:
@@ -196,14 +218,18 @@ def recognise(space: S.Space, checks: int = 24, seed: int = 0) -> Staged:
     repeats = [n for n in items if isinstance(n, S.RepeatNode)]
     if not convs or not repeats or items.index(convs[0]) > items.index(repeats[0]):
         raise Unsupported("no stem conv followed by repeated stages")
+    tail = items[items.index(repeats[-1]) + 1:]
+    if any(not isinstance(n, (S.InputNode, S.OpNode, S.RepeatNode))
+           for n in items[:len(items) - len(tail)]):
+        raise Unsupported("layers other than the stem and the stages, or branches")
+    for n in tail:
+        if not isinstance(n, S.OpNode) or n.op == "conv" or n.decisions or \
+                any(E.refs(v) & set(decisions) for _, v in n.args):
+            raise Unsupported("after the last stage only a head without decisions or convs "
+                              f"(say `gap linear(classes)`), not '{getattr(n, 'path', n)}'")
     stem = _ref(dict(convs[0].args), "out")
     if stem is None or len(convs) != 1:
         raise Unsupported("the stem is not one conv whose width is a decision")
-    tail = items[items.index(repeats[-1]) + 1:]
-    if any(isinstance(n, (S.OpNode, S.RepeatNode, S.OneOfNode, S.OptionalNode))
-           for n in tail) or any(not isinstance(n, (S.InputNode, S.OpNode, S.RepeatNode))
-                                 for n in items[:len(items) - len(tail)]):
-        raise Unsupported("layers other than the stem and the stages, or branches")
     stage_names = []
     for rep in repeats:
         if not isinstance(rep.count, E.Ref) or rep.count.name not in decisions:
@@ -242,8 +268,27 @@ def recognise(space: S.Space, checks: int = 24, seed: int = 0) -> Staged:
                     tuple(float(a) for a in opts["entropy.alpha"]),
                     0.5 if opts["entropy.half"] else 1.0, float(opts["depth_penalty.beta"]),
                     int(opts["depth_penalty.stages"]))
+    if tail:
+        staged = replace(staged, head=_measure_head(space, staged, probe, dict(space.options)))
     _check(space, staged, checks, seed, dict(space.options))
     return staged
+
+
+def _measure_head(space: S.Space, p: Staged, probe: dict, options: dict) -> Head:
+    """The head's costs at the last stage's widest and narrowest widths: the cost pass minus
+    the closed form of the rest; `_check` then confirms they are affine (and that the head
+    changes no other score)."""
+    last = p.stages[-1]
+    measured = []
+    for w in (last.widths[-1], last.widths[0]):
+        values = {**probe, last.width: w}
+        want = compute_metrics(elaborate(space, values), ["params", "macs"], options)
+        got = scores(p, point_of(p, values))
+        measured.append((w, want["params"] - got["params"], want["macs"] - got["macs"]))
+    (w1, p1, m1), (w0, p0, m0) = measured
+    slope_p = (p1 - p0) / (w1 - w0) if w1 != w0 else 0.0
+    slope_m = (m1 - m0) / (w1 - w0) if w1 != w0 else 0.0
+    return Head(slope_p, p1 - slope_p * w1, slope_m, m1 - slope_m * w1)
 
 
 def _check(space: S.Space, p: Staged, n: int, seed: int, options: dict) -> None:
@@ -400,6 +445,8 @@ def scores_batch(p: Staged, stem, stages) -> dict:
         logsum = logsum + np.log(c) + lb + (d - 1) * (np.log(w) + lb)
         depth_total = depth_total + d
         c = w
+    params = params + p.head.params(c)
+    macs = macs + p.head.macs(c)
     ends.append((logsum, 1 + 3 * depth_total, c, p.stages[-1].res_out))
     h = sum(a * np.log(rr * rr * cc) * p.half * ls
             for a, (ls, _, cc, rr) in zip(p.alphas(), ends))
