@@ -3,7 +3,8 @@
 Checks every example, prints a params/MACs table for each, samples three points of the digits
 search space and writes their emitted PyTorch source under out/, then runs a short search of
 that space on scikit-learn's digits (MCTS, trained candidates), reports it with plots, and
-compiles the best architecture.
+compiles the best architecture; last, designs a network with no data at all: `archlang solve`
+on DeepMAD's ResNet-18-budget space (20 s), compiled to PyTorch.
 """
 
 from __future__ import annotations
@@ -67,7 +68,18 @@ def main() -> int:
 
     console.print(f"\nthe last point compiled to flax ({flax_target}), weights copied from torch:")
     console.print(parity_report(arch))
-    return search_demo(console)
+    return search_demo(console) or solve_demo(console)
+
+
+def solve_demo(console: Console) -> int:
+    """Mathematical design: the best architecture of a space under budgets, with a bound."""
+    from archlang.cli import main as cli
+
+    target = OUT / "deepmad_r18_solved.py"
+    console.print("\n$ archlang solve examples/deepmad_r18.arch --time-limit 20 "
+                  f"-o {target}")
+    return cli(["solve", str(EXAMPLES / "deepmad_r18.arch"), "--time-limit", "20",
+                "-o", str(target)])
 
 
 def search_demo(console: Console) -> int:
