@@ -57,10 +57,12 @@ class Head:
     """Parameters and MACs of the layers after the last stage (a classifier), affine in the
     last stage's width w; measured by the cost pass at two widths, checked with the rest."""
 
-    params_per_width: float = 0.0
-    params_fixed: float = 0.0
-    macs_per_width: float = 0.0
-    macs_fixed: float = 0.0
+    # integers where the measurement is (it is, for layers of integer widths), so that the
+    # closed form's counts stay integers, as the cost pass's are
+    params_per_width: int | float = 0
+    params_fixed: int | float = 0
+    macs_per_width: int | float = 0
+    macs_fixed: int | float = 0
 
     def params(self, w):
         return self.params_per_width * w + self.params_fixed
@@ -288,7 +290,10 @@ def _measure_head(space: S.Space, p: Staged, probe: dict, options: dict) -> Head
     (w1, p1, m1), (w0, p0, m0) = measured
     slope_p = (p1 - p0) / (w1 - w0) if w1 != w0 else 0.0
     slope_m = (m1 - m0) / (w1 - w0) if w1 != w0 else 0.0
-    return Head(slope_p, p1 - slope_p * w1, slope_m, m1 - slope_m * w1)
+    def exact(x: float) -> int | float:
+        return int(x) if float(x).is_integer() else x
+
+    return Head(*(exact(x) for x in (slope_p, p1 - slope_p * w1, slope_m, m1 - slope_m * w1)))
 
 
 def _check(space: S.Space, p: Staged, n: int, seed: int, options: dict) -> None:
