@@ -159,8 +159,7 @@ def stage_table(st, pairs: list[tuple[int, int]], head: Head | None = None) -> S
 
 def stage_tables(p: Staged, tables: Tables) -> list[StageTable]:
     """Every stage's table, the head counted with the last stage."""
-    n = len(p.stages)
-    return [stage_table(st, pairs, p.head if i == n - 1 else None)
+    return [stage_table(st, pairs, p.head_after(i))
             for i, (st, pairs) in enumerate(zip(p.stages, tables.pairs))]
 
 

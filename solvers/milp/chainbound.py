@@ -41,7 +41,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from archlang.solvers.milp.boxbb import RHO_SCALE, Relaxed, _slot
-from archlang.solvers.milp.staged import Head
 from archlang.solvers.milp.terms import Unsupported
 
 GRID_STEP = 0.5  # spacing of the kappa grid (kappa is about 30-60 on DeepMAD's problems)
@@ -142,10 +141,10 @@ class ChainBound:
                             np.where(y > 0, x / y, np.inf))
         j = np.searchsorted(tab.bottlenecks, star)
         lo4, hi4 = blo[None, :, None, None], bhi[None, :, None, None]
-        head = self.p.head if t == len(self.p.stages) - 1 else Head()
+        classifier = self.p.head_after(t)  # the layers after the last stage, if any
         base = KK * (np.log(cc) + 2 * d * np.log(k) + (d - 1) * np.log(w)) \
-            - lam * (r2 * cc * w + head.macs(w)) \
-            - mu * (cc * w + 2 * w * (d + 1) + head.params(w)) - tau * d
+            - lam * (r2 * cc * w + classifier.macs(w)) \
+            - mu * (cc * w + 2 * w * (d + 1) + classifier.params(w)) - tau * d
         best = bidx = None
         for cand in (np.clip(j - 1, lo4, hi4), np.clip(j, lo4, hi4)):
             b = tab.bottlenecks[cand]
@@ -352,11 +351,11 @@ class ChainBound:
         d, w, b, k = choice
         st = self.p.stages[t]
         r2, big = st.res_out ** 2, st.res_in ** 2
-        head = self.p.head if t == len(self.p.stages) - 1 else Head()
+        classifier = self.p.head_after(t)  # the layers after the last stage, if any
         macs = r2 * c * w + b * (big * c + r2 * w * (2 * d - 1)) + d * k * k * r2 * b * b \
-            + head.macs(w)
+            + classifier.macs(w)
         params = c * w + 2 * w * (d + 1) + b * (c + 4 * d + w * (2 * d - 1)) + d * k * k * b * b \
-            + head.params(w)
+            + classifier.params(w)
         logs = math.log(c) + d * (2 * math.log(b) + 2 * math.log(k)) + (d - 1) * math.log(w)
         return macs, params, logs
 

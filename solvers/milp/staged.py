@@ -87,6 +87,10 @@ class Staged:
     penalty_stages: int
     head: Head = Head()
 
+    def head_after(self, t: int) -> Head:
+        """The head's costs where stage t is the last (they follow its width), else none."""
+        return self.head if t == len(self.stages) - 1 else Head()
+
     def scale_ends(self) -> list[tuple[int, int]]:
         """(number of stages before the cut, resolution of the feature map) for each scale.
 
