@@ -156,6 +156,9 @@ def test_unwritable_output_keeps_the_answer_and_says_why(run_cli, tmp_path):
     assert code == 1 and "Traceback" not in err
     assert "optimal" in out and "assignment:" in out  # the answer is printed first
     assert f"error: cannot write '{blocker / 'net.py'}'" in err
+    code, out, err = run_cli("solve", str(spec), "-o", str(tmp_path / "net.py"), "--backend",
+                             "tf")
+    assert code == 1 and out == "" and "unknown backend 'tf'" in err  # before solving
 
 
 def test_solver_banner_only_with_verbose(tmp_path):

@@ -49,6 +49,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from archlang.solvers.milp import solve
 
     space = _load(args, args.file)
+    if args.output:  # a misspelt or missing backend is an error before the solve, not after
+        from archlang.backends import get_backend
+
+        get_backend(args.backend)
     solution = solve(space, time_limit=args.time_limit, gap=args.gap, threads=args.threads,
                      verbose=args.verbose, formulation=args.formulation,
                      fallback=args.fallback,
@@ -67,11 +71,15 @@ def cmd_solve(args: argparse.Namespace) -> int:
             print("note: no single requirement, relaxed or dropped, makes the problem "
                   "feasible", file=sys.stderr)
         return 1
-    source = api.fix(space, solution.assignment).emit(args.backend) if args.output else None
+
+    def write() -> None:  # after the answer is shown: a bad path or backend loses nothing
+        if args.output:
+            write_output(args.output,
+                         api.fix(space, solution.assignment).emit(args.backend))
+
     if args.json:
         print(json.dumps(solution.as_json(), indent=2, default=str))
-        if source is not None:
-            write_output(args.output, source)
+        write()
         return 0
     gap = "n/a" if solution.gap is None else f"{100 * solution.gap:.4f}%"
     print(f"{space.name}: {solution.status}  objective {solution.objective:.6g}  "
@@ -87,7 +95,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     print("costs: " + ", ".join(costs))
     for note in solution.notes:
         print(f"warning: {note}", file=sys.stderr)
-    if source is not None:
-        write_output(args.output, source)  # after the answer is shown: a bad path loses nothing
+    if args.output:
+        write()
         print(f"wrote {args.output} ({args.backend})")
     return 0
