@@ -206,6 +206,16 @@ def test_staged_equals_brute_force_on_the_cost_pass(body, formulation):
     assert not solution.notes  # program values == closed form == cost pass
 
 
+def test_long_limit_on_a_small_problem_ends_when_proven():
+    """Limits above a pass (`deepmad.PASS_SECONDS`) repeat the incumbent phases from new
+    starts, but only while passes use their time: a small problem converges at once, and the
+    box search then proves it, long before the limit."""
+    space = staged_space((2, 2), STAGED_CASES[0])
+    solution = solve(space, time_limit=300, formulation="staged-boxes")
+    assert solution.status == "optimal" and solution.seconds < 30
+    assert solution.objective == pytest.approx(brute_force(space), rel=1e-7)
+
+
 def test_staged_equals_brute_force_on_three_stages():
     """DeepMAD's shape shrunk: three stages (strides 2, 1, 2, so stages 2 and 3 share a scale
     end), four widths, depths 1..3, effectiveness and the depth penalty active. Brute force
