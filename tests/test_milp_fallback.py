@@ -12,6 +12,7 @@ import archlang
 from archlang.ir import decisions as D
 from archlang.solvers.milp import Unsupported, solve
 from archlang.solvers.milp.fallback import search
+from tests.test_milp import brute_force  # the optimum by enumeration, scored by the cost pass
 
 # `p` is continuous: the MILP refuses the space; dropout changes no cost, so the best point
 # is the best over the discrete decisions, which enumeration gives.
@@ -44,19 +45,6 @@ FINITE = """arch a {
 """
 
 
-def _best_discrete(space, metric, sense):
-    """Brute force over the points of a discrete space."""
-    best = None
-    for values in D.enumerate_points(space):
-        arch = archlang.fix(space, values)
-        if arch.violations():
-            continue
-        v = arch.metrics()[metric]
-        if best is None or (v > best if sense == "maximize" else v < best):
-            best = v
-    return best
-
-
 def _check(space):
     def check(assignment):
         arch = archlang.fix(space, assignment)
@@ -80,7 +68,7 @@ def test_fallback_search_finds_the_best_point_and_meets_every_requirement(strate
     arch = archlang.fix(space, solution.assignment)
     assert arch.violations() == []
     assert solution.objective == arch.metrics()["macs"] == solution.metrics["macs"]
-    assert solution.objective == _best_discrete(archlang.loads(DISCRETE), "macs", "maximize")
+    assert solution.objective == brute_force(archlang.loads(DISCRETE))
     assert solution.size["feasible"] >= 1 and solution.size["candidates"] >= 12
     assert any("no exact formulation" in n for n in solution.notes)
 
@@ -90,7 +78,7 @@ def test_fallback_that_enumerates_a_finite_space_is_optimal(sense):
     space = archlang.loads(FINITE.replace("OBJECTIVE", f"{sense} params"))
     solution = search(space, "random", 30.0, "a test", _check(space))
     assert solution.status == "optimal" and solution.gap == 0.0
-    assert solution.bound == solution.objective == _best_discrete(space, "params", sense)
+    assert solution.bound == solution.objective == brute_force(space)
     assert solution.size["candidates"] == D.size(space)
 
 
@@ -112,7 +100,7 @@ def test_cli_fallback_and_its_refusal(run_cli, tmp_path):
     assert code == 0
     data = json.loads(out)
     assert data["status"] == "heuristic" and data["bound"] is None
-    assert data["objective"] == _best_discrete(archlang.loads(DISCRETE), "macs", "maximize")
+    assert data["objective"] == brute_force(archlang.loads(DISCRETE))
     code, _, err = run_cli("solve", str(spec), "--time-limit", "3", "--fallback", "annealing")
     assert code == 1 and "unknown fallback strategy 'annealing'" in err
 
@@ -130,7 +118,7 @@ def test_several_objectives_solve_the_first_and_say_so():
     space = archlang.loads(FINITE.replace("OBJECTIVE", "maximize params\n minimize macs"))
     solution = solve(space, time_limit=10)
     assert solution.status == "optimal"
-    assert solution.objective == _best_discrete(space, "params", "maximize")
+    assert solution.objective == brute_force(space)
     assert any("first objective only (maximize params)" in n and "minimize macs" in n
                for n in solution.notes)
 
