@@ -127,10 +127,10 @@ class StageTable:
     contiguous: bool  # every width's allowed bottlenecks form one interval of the domain
 
 
-def stage_table(st, pairs: list[tuple[int, int]], head: Head | None = None) -> StageTable:
+def stage_table(st, pairs: list[tuple[int, int]], head: Head) -> StageTable:
     """The stage's allowed (width, bottleneck) pairs and their costs; `head`: the costs of the
-    layers after the stage (a classifier; given for the last stage), which depend only on the
-    stage's width, so they are counted with its first block."""
+    layers after the stage (a classifier after the last stage, none elsewhere), which depend
+    only on the stage's width, so they are counted with its first block."""
     wi = np.array([a for a, _ in pairs], dtype=np.int64)
     bi = np.array([b for _, b in pairs], dtype=np.int64)
     w = np.array(st.widths, dtype=np.float64)[wi][:, None]
@@ -146,7 +146,6 @@ def stage_table(st, pairs: list[tuple[int, int]], head: Head | None = None) -> S
     b_first = np.where(any_b, np.argmax(allowed, axis=1), -1)
     b_last = np.where(any_b, allowed.shape[1] - 1 - np.argmax(allowed[:, ::-1], axis=1), -1)
     contiguous = bool(np.all(allowed.sum(axis=1) == np.where(any_b, b_last - b_first + 1, 0)))
-    head = head or Head()
     return StageTable(
         wi, bi, np.log(w[:, 0]), u, np.log(w) + u,
         r2 * (bbkk + b * w) + head.macs(w), r2 * (2 * w * b + bbkk),

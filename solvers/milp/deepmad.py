@@ -520,8 +520,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
             begun = time.perf_counter()
             point, rank = start_point(seed)
             seed += 1
-            ran = time.perf_counter() - begun
-            if rank[0] != 0.0:
+            if rank[0] != 0.0:  # this start found nothing feasible: try the next
                 continue
             point = improve(point, begun)
             ran = time.perf_counter() - begun
