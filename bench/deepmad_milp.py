@@ -199,7 +199,8 @@ def evolve(seed_net: Net, macs_budget: float, params_budget: float, candidates: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=60.0, help="solve's seconds")
-    parser.add_argument("--threads", type=int, default=1, help="HiGHS threads")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="solve's cores (default 2; the EA is sequential: one core)")
     parser.add_argument("--factor", type=float, default=10.0,
                         help="the EA's second checkpoint, in multiples of solve's time")
     parser.add_argument("--candidates", type=int, default=0, help="cap on EA candidates")

@@ -207,7 +207,7 @@ def test_staged_equals_brute_force_on_the_cost_pass(body, formulation):
 
 
 def test_long_limit_on_a_small_problem_ends_when_proven():
-    """Limits above a pass (`deepmad.PASS_SECONDS`) repeat the incumbent phases from new
+    """Limits above a pass (`boxsolve.PASS_SECONDS`) repeat the incumbent phases from new
     starts, but only while passes use their time: a small problem converges at once, and the
     box search then proves it, long before the limit."""
     space = staged_space((2, 2), STAGED_CASES[0])

@@ -33,6 +33,7 @@ so the gap is proven; when no box is open the incumbent is optimal within the ga
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -729,7 +730,13 @@ class BoxSearch:
                progress: Callable[[str], None] = lambda text: None,
                iterations: int = 1, within: Box | None = None,
                root_steps: int = ROOT_STEPS,
-               polish: Callable[[Point], Point] | None = None) -> Outcome:
+               polish: Callable[[Point], Point] | None = None,
+               offers: Callable[[], list[Point]] | None = None,
+               share: Callable[[Point], None] = lambda point: None) -> Outcome:
+        """Best-first search for `seconds` or until the gap is met. `polish`: a local search
+        from each incumbent found here; `offers`: polled before each box for points found
+        elsewhere (another process), adopted when feasible and better; `share` hears of each
+        incumbent found here."""
         start = time.perf_counter()
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = self.value(best_point) if best_point is not None else None
@@ -753,6 +760,9 @@ class BoxSearch:
         while heap:
             if time.perf_counter() - start > seconds:
                 break
+            for point in offers() if offers is not None else ():
+                if self.feasible(point) and _better(self.value(point), best):
+                    best, best_point = self.value(point), point
             node = heapq.heappop(heap)
             if -node.key <= target():  # the root's key is -inf: never closed unpriced
                 closed_bound = max(closed_bound, -node.key)
@@ -777,6 +787,7 @@ class BoxSearch:
                     if polish is not None:  # a local search from the new incumbent
                         best_point = polish(best_point)
                         best = self.value(best_point)
+                    share(best_point)
                     progress(f"incumbent {self.metric} = {best / self.sign:.6g} (node "
                              f"{nodes})")
             if r.bound <= target():
@@ -806,6 +817,17 @@ class BoxSearch:
         return Outcome(status, best_point, best, bound, nodes, seconds_used)
 
 
+    def adopt(self, out: Outcome, points: list[Point]) -> Outcome:
+        """`out` with the best of `points` (found elsewhere after the search ended) as its
+        answer when feasible and better; the bound is at least the answer."""
+        for point in points:
+            if self.feasible(point) and _better(self.value(point), out.objective):
+                value = self.value(point)
+                out = dataclasses.replace(out, point=point, objective=value,
+                                          bound=max(out.bound, value))
+        return out
+
+
 def _floor_scale(value: float) -> float:
     """The entropy floor's multiplier is divided by this (the floor's size), so that it is
     of the order of the others."""
@@ -830,11 +852,12 @@ class DualSolver:
     def _lp(self, cost, rows, lower, upper, col_lower, col_upper):
         import highspy
 
-        from archlang.solvers.milp.lin import new_highs
+        from archlang.solvers.milp.lin import new_highs, use_threads
 
         if DualSolver._highs is None:
             DualSolver._highs = new_highs()
             DualSolver._highs.setOptionValue("output_flag", False)
+            DualSolver._highs.setOptionValue("threads", 1)
         h = DualSolver._highs
         h.clearModel()
         n = len(cost)
@@ -843,6 +866,7 @@ class DualSolver:
         for coefs, lo, hi in zip(rows, lower, upper):
             idx = np.flatnonzero(coefs).astype(np.int32)
             h.addRow(lo, hi, len(idx), idx, coefs[idx])
+        use_threads(1)
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None

@@ -18,7 +18,10 @@ def register(subparsers) -> None:
                    help="seconds for the whole solve (default 60)")
     p.add_argument("--gap", type=float, default=1e-4, metavar="G",
                    help="relative optimality gap to stop at (default 1e-4)")
-    p.add_argument("--threads", type=int, default=1, help="HiGHS threads (default 1)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="cores to use (default 2): HiGHS threads; for the box search of "
+                        "large staged problems, a second process runs the incumbent phases "
+                        "while this one bounds")
     p.add_argument("--formulation", default="auto",
                    choices=("auto", "generic", "staged", "staged-milp", "staged-boxes"),
                    help="generic (small spaces), staged (DeepMAD-like stages of bottleneck "

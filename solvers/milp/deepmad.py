@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from archlang.ir import space as S
-from archlang.solvers.milp.lin import INF, Lin, Model, lsum
+from archlang.solvers.milp.lin import INF, Lin, Model, lsum, use_threads
 from archlang.solvers.milp.staged import (
     Point,
     Staged,
@@ -432,191 +432,6 @@ def requirements(space: S.Space, sm: StagedModel) -> None:
             sm.m.row(diff, 0.0, 0.0)
 
 
-# Shares of a pass's time by which the incumbent's phases stop: the large neighbourhoods,
-# pair moves, the depth-profile search (a phase whose share is below the previous one's is
-# skipped); the global box search has the rest of the limit. A pass lasts the time limit, at
-# most PASS_SECONDS: a longer limit repeats the heuristic, stage moves, neighbourhoods and
-# pair moves from new evolutionary starts until PAIRS_UNTIL of the limit, keeping the best
-# (one pass from one start converges to one local optimum, and more time on it found nothing
-# better: a 600-s R18 run of a single pass ended 0.4% below the 60-s answers).
-LNS_UNTIL = 0.35
-PAIRS_UNTIL = 0.6
-PROFILES_UNTIL = 0.65
-PASS_SECONDS = 60.0
-POLISH = 0.05  # share of a pass for pair moves from each incumbent the global search finds
-PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
-PROFILE_ITERATIONS = 3  # bundle steps per box there
-
-
-BOXES_NAME = "staged boxes (DeepMAD-like: branch and bound over decision boxes, Lagrangian " \
-    "bounds)"
-
-
-def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
-                progress: Any = lambda text: None, start: float | None = None) -> Any:
-    """Box branch and bound (`boxbb.py`) from a heuristic incumbent polished by exact stage
-    moves; `Unsupported` when the problem is outside what the box bound prices (then the
-    HiGHS model below is used)."""
-    import time
-
-    from archlang.solvers.milp.boxbb import BoxSearch
-    from archlang.solvers.milp.heuristic import StageMoves, search
-    from archlang.solvers.milp.program import Solution, objective_of
-    from archlang.solvers.milp.staged import assignment, scores, spans, tables
-
-    start = time.perf_counter() if start is None else start
-    sense, metric = objective_of(space)
-    t = tables(space, p)
-    boxes = BoxSearch(space, p, metric, sense, t)  # refuses what it does not price
-    moves = StageMoves(space, p, metric, sense, t)
-    limit = settings.time_limit
-    budget = min(limit, PASS_SECONDS)  # one pass of the incumbent phases
-
-    def start_point(seed: int):
-        return search(space, p, metric, sense, min(12.0, max(0.3, 0.2 * budget)), seed=seed,
-                      spans=spans(p, t))
-
-    def improve(point: Point, begun: float) -> Point:
-        # Large neighbourhoods: depths, bottlenecks and kernels searched exactly by the box
-        # search with the widths held (then within a step of them), each result polished by
-        # exact stage moves; then pair moves (two stages re-chosen at once).
-        point = moves.improve(point, time.perf_counter() + max(0.2, 0.05 * budget))
-        _report(progress, "after the heuristic and stage moves", p, metric, point, start)
-        for steps in (0, 1):
-            left = LNS_UNTIL * budget - (time.perf_counter() - begun)
-            if left <= 0:
-                break
-            found = boxes.search(point, left / (2 - steps), 0.0, iterations=6,
-                                 within=boxes.around(point, steps))
-            if found.point is not None:
-                point = moves.improve(found.point,
-                                      time.perf_counter() + max(0.2, 0.05 * budget))
-            _report(progress, "after the large neighbourhood " + (
-                "within a step of the widths" if steps else "with the widths held"),
-                p, metric, point, start)
-        point = moves.improve_pairs(point, begun + PAIRS_UNTIL * budget)
-        _report(progress, "after pair moves", p, metric, point, start)
-        return point
-
-    incumbent, rank = start_point(0)
-    if sense == "minimize" and rank[0] == 0.0:  # a cost: the search works in its units
-        boxes = BoxSearch(space, p, metric, sense, t,
-                          scale=max(1.0, scores(p, incumbent)[metric]))
-    if rank[0] != 0.0:
-        incumbent = None
-        from archlang.solvers.milp.conflicts import beyond_budgets
-
-        if beyond_budgets(space, p, t):  # proven at once: some budget is below every cost
-            return Solution("infeasible", None, None, None, time.perf_counter() - start,
-                            None, formulation=BOXES_NAME, size={"boxes": 0},
-                            conflicts=_conflicts(space, p, "infeasible", settings, progress))
-    else:
-        incumbent = improve(incumbent, start)
-        seed, ran = 1, time.perf_counter() - start
-        # New starts while a pass fits, and while passes use their time: one that ends well
-        # inside it has converged (a small problem, which the box search then proves fast).
-        while ran >= 0.5 * PAIRS_UNTIL * budget and \
-                time.perf_counter() + PAIRS_UNTIL * budget <= start + PAIRS_UNTIL * limit:
-            begun = time.perf_counter()
-            point, rank = start_point(seed)
-            seed += 1
-            if rank[0] != 0.0:  # this start found nothing feasible: try the next
-                continue
-            point = improve(point, begun)
-            ran = time.perf_counter() - begun
-            if moves.sign * scores(p, point)[metric] > moves.sign * scores(p, incumbent)[metric]:
-                incumbent = point
-            _report(progress, f"after pass {seed} (the best of all passes)", p, metric,
-                    incumbent, start)
-        # then the widths, bottlenecks and kernels with the depths held (the incumbent's
-        # depth profile and those a block away: `_profiles`).
-        incumbent = _profiles(boxes, moves, incumbent, start + PROFILES_UNTIL * limit, budget,
-                              progress)
-        progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
-                 f"({time.perf_counter() - start:.1f} s); bounding boxes")
-    left = max(0.5, limit - (time.perf_counter() - start))
-    out = boxes.search(incumbent, left, settings.gap, progress,
-                       polish=lambda point: moves.improve_pairs(
-                           point, min(time.perf_counter() + POLISH * budget, start + limit)))
-    seconds = time.perf_counter() - start
-    name = BOXES_NAME
-    size = {"boxes": out.nodes}
-    if out.point is None:
-        status = "infeasible" if out.status == "optimal" else out.status
-        return Solution(status, None, None, None, seconds, None, formulation=name, size=size,
-                        conflicts=_conflicts(space, p, status, settings, progress))
-    chosen = assignment(p, out.point)
-    metrics, broken = check(chosen)
-    closed = scores(p, out.point)
-    objective, bound = out.objective / boxes.sign, float(out.bound) / boxes.sign
-    gap = max(0.0, out.bound - out.objective) / max(abs(out.objective), 1e-9)
-    notes = []
-    for k in CHECKED:
-        if not math.isclose(closed[k], metrics.get(k, math.nan), rel_tol=1e-9, abs_tol=1e-9):
-            notes.append(f"the cost pass gives {k} = {metrics.get(k)}, the closed form "
-                         f"{closed[k]}")
-    if broken:
-        notes.append("the cost pass finds broken requirements: " + "; ".join(broken))
-    return Solution(out.status, objective, bound, gap, seconds, chosen, metrics, name,
-                    size, notes=tuple(notes))
-
-
-def _report(progress: Any, when: str, p: Staged, metric: str, point: Point,
-            start: float) -> None:
-    import time
-
-    from archlang.solvers.milp.staged import scores
-
-    progress(f"incumbent {metric} = {scores(p, point)[metric]:.6g} {when} "
-             f"({time.perf_counter() - start:.1f} s)")
-
-
-def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, budget: float,
-              progress: Any = lambda text: None) -> Point:
-    """Depth-profile local search: the incumbent's depth profile, then those one block away
-    in one stage, each searched exactly (the box search, whose bound is exact in the widths
-    once the depths are fixed) over widths within PROFILE_STEPS of the incumbent's, any
-    bottleneck and kernel. Moves to the first profile that improves; stops when none does."""
-    import time
-
-    p, metric = boxes.p, boxes.metric
-    tried: set[tuple[int, ...]] = set()
-    each = max(0.5, 0.04 * budget)
-    improved = True
-    while improved and time.perf_counter() < until:
-        improved = False
-        depths = tuple(d for d, *_ in incumbent[1])
-        n = len(depths)
-        # one block more or less in stage u, or one moved from stage t to stage u
-        changes = [((u, step),) for u in range(n) for step in (1, -1)] + \
-            [((t, -1), (u, 1)) for t, u in itertools.product(range(n), range(n)) if t != u]
-        near = [depths]
-        for change in changes:
-            profile = list(depths)
-            for i, step in change:
-                profile[i] += step
-            if all(d in st.depths for d, st in zip(profile, p.stages)):
-                near.append(tuple(profile))
-        for profile in near:
-            left = until - time.perf_counter()
-            if left <= 0:
-                break
-            if profile in tried:
-                continue
-            tried.add(profile)
-            found = boxes.search(incumbent, min(left, 2 * each if profile == depths else each),
-                                 0.0, iterations=PROFILE_ITERATIONS, root_steps=12,
-                                 within=boxes.around(incumbent, PROFILE_STEPS, profile))
-            progress(f"depth profile {profile}: best {metric} "
-                     f"{found.objective / boxes.sign:.6g}, bound {found.bound / boxes.sign:.6g} "
-                     f"({found.nodes} boxes)")
-            if found.point != incumbent:  # the search returns the incumbent or a better point
-                incumbent = moves.improve(found.point, time.perf_counter() + max(0.2, 0.02 * budget))
-                improved = True
-                break
-    return incumbent
-
-
 def solve_staged(space: S.Space, settings: Any, check: Any,
                  progress: Any = lambda text: None, engine: str = "auto") -> Any:
     """Recognise; then the box search (engine "boxes", or "auto" when it applies), else the
@@ -634,6 +449,8 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
                   for st in p.stages)
     if engine == "boxes" or (engine == "auto" and onehots > BOXES_ABOVE):
         try:
+            from archlang.solvers.milp.boxsolve import solve_boxes
+
             return solve_boxes(space, p, settings, check, progress, start)
         except Unsupported as exc:
             if engine == "boxes":
@@ -674,6 +491,7 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
     h.setOptionValue("time_limit",
                      max(0.5, settings.time_limit - (time.perf_counter() - start)))
     _interrupt_at(h, start + settings.time_limit + 0.5)
+    use_threads(settings.threads)
     h.run()
     seconds = time.perf_counter() - start
     status = _STATUS.get(h.getModelStatus().name, h.getModelStatus().name)
@@ -747,6 +565,7 @@ def _complete(h: Any, sm: StagedModel, point: Point, seconds: float) -> np.ndarr
     h.changeColsBounds(len(idx), idx, values, values)
     h.setOptionValue("presolve", "on")
     h.setOptionValue("time_limit", seconds)
+    use_threads(h.getOptionValue("threads")[1])
     h.run()
     full = np.array(h.getSolution().col_value) if h.getInfo().primal_solution_status == 2 \
         else None

@@ -90,6 +90,22 @@ def new_highs(banner: bool = False) -> Any:
     return h
 
 
+_POOL_THREADS: int | None = None  # the size of HiGHS's thread pool in this process, if known
+
+
+def use_threads(threads: int) -> None:
+    """Call before a HiGHS run with option `threads`. HiGHS sizes its thread pool at the
+    first run of a process thread, and a later run asking for another size fails ("global
+    scheduler has already been initialized"), which a library caller mixing `threads=1` and
+    `threads=2` would meet: the pool is reset when the size changes."""
+    global _POOL_THREADS
+    if _POOL_THREADS != threads:
+        import highspy
+
+        highspy.Highs.resetGlobalScheduler(True)
+        _POOL_THREADS = threads
+
+
 class Model:
     """Columns and rows, passed to a `highspy.Highs` in one go."""
 

@@ -125,9 +125,10 @@ class Settings:
 
 
 def _solver(settings: Settings, time_limit: float | None = None) -> Highs:
-    from archlang.solvers.milp.lin import new_highs
+    from archlang.solvers.milp.lin import new_highs, use_threads
 
     new_highs(settings.verbose)  # the library's banner, before pyomo makes its instance
+    use_threads(settings.threads)
     opt = Highs()
     opt.config.time_limit = max(1.0, time_limit or settings.time_limit)
     opt.config.mip_gap = settings.gap

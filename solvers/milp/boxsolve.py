@@ -1,0 +1,428 @@
+"""The driver of the box branch and bound (`boxbb.py`) on full-size staged problems: incumbent
+phases (a heuristic start, exact stage moves, large neighbourhoods, pair moves, a depth-profile
+search), then the global box search whose bound is the certificate.
+
+With two or more threads the two halves run at once: a second process (`_incumbent_worker`)
+runs the incumbent phases and sends each better point to this one, which spends the whole time
+limit bounding boxes and adopts the points as they come. The best-first search lowers its
+bound whether or not it knows a good incumbent (the box it opens next is the one with the
+largest bound either way), so bounding from the first second loses little and gains the 60 %
+of the limit that the incumbent phases take on one core.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from archlang.ir import space as S
+from archlang.solvers.milp.staged import Point, Staged
+
+# Shares of a pass's time by which the incumbent's phases stop: the large neighbourhoods,
+# pair moves, the depth-profile search (a phase whose share is below the previous one's is
+# skipped); the global box search has the rest of the limit. A pass lasts the time limit, at
+# most PASS_SECONDS: a longer limit repeats the heuristic, stage moves, neighbourhoods and
+# pair moves from new evolutionary starts until PAIRS_UNTIL of the limit, keeping the best
+# (one pass from one start converges to one local optimum, and more time on it found nothing
+# better: a 600-s R18 run of a single pass ended 0.4% below the 60-s answers).
+LNS_UNTIL = 0.35
+PAIRS_UNTIL = 0.6
+PROFILES_UNTIL = 0.65
+PASS_SECONDS = 60.0
+POLISH = 0.05  # share of a pass for pair moves from each incumbent the global search finds
+PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
+PROFILE_ITERATIONS = 3  # bundle steps per box there
+# With a second process the incumbent phases have the whole limit, less a margin for the
+# last point to reach the bounding process: new passes until WORKER_PASSES_UNTIL of it, the
+# depth-profile search until WORKER_UNTIL.
+WORKER_PASSES_UNTIL = 0.85
+WORKER_UNTIL = 0.95
+
+BOXES_NAME = "staged boxes (DeepMAD-like: branch and bound over decision boxes, Lagrangian " \
+    "bounds)"
+
+
+class Incumbents:
+    """The incumbent phases of one problem, timed from `start` within `limit` seconds.
+    `found(when, point)` hears of every point a phase ends with (the progress line, and in
+    the worker process the point sent on). `stretch` lengthens a pass's phases: in the worker
+    they fill the limit, where on one core they end at PROFILES_UNTIL of it."""
+
+    def __init__(self, space: S.Space, p: Staged, sense: str, boxes: Any, moves: Any,
+                 limit: float, start: float, found: Callable[[str, Point], None],
+                 stretch: float = 1.0,
+                 inbox: Callable[[], list[Point]] = lambda: []) -> None:
+        from archlang.solvers.milp.staged import spans
+
+        self.space, self.p, self.boxes, self.moves = space, p, boxes, moves
+        self.metric, self.sense = boxes.metric, sense
+        self.budget = min(limit, PASS_SECONDS) * stretch  # one pass of the incumbent phases
+        self.start = start
+        self.found, self.inbox = found, inbox
+        self.spans = spans(p, moves.tables)
+
+    def start_point(self, seed: int) -> tuple[Point, tuple]:
+        from archlang.solvers.milp.heuristic import search
+
+        return search(self.space, self.p, self.metric, self.sense,
+                      min(12.0, max(0.3, 0.2 * self.budget)), seed=seed, spans=self.spans)
+
+    def _better_sent(self, point: Point) -> Point:
+        """`point`, or a better one the bounding process has sent meanwhile."""
+        for other in self.inbox():
+            if self.boxes.feasible(other) and self.boxes.value(other) > self.boxes.value(point):
+                point = other
+        return point
+
+    def improve(self, point: Point, begun: float) -> Point:
+        """One pass from `point`: exact stage moves; large neighbourhoods (depths,
+        bottlenecks and kernels searched exactly by the box search with the widths held, then
+        within a step of them), each result polished by stage moves; then pair moves (two
+        stages re-chosen at once). Each phase starts from the better of its predecessor's
+        point and any the bounding process has sent."""
+        budget, moves, boxes = self.budget, self.moves, self.boxes
+        point = moves.improve(self._better_sent(point),
+                              time.perf_counter() + max(0.2, 0.05 * budget))
+        self.found("after the heuristic and stage moves", point)
+        for steps in (0, 1):
+            left = LNS_UNTIL * budget - (time.perf_counter() - begun)
+            if left <= 0:
+                break
+            point = self._better_sent(point)
+            found = boxes.search(point, left / (2 - steps), 0.0, iterations=6,
+                                 within=boxes.around(point, steps))
+            if found.point is not None:
+                point = moves.improve(found.point,
+                                      time.perf_counter() + max(0.2, 0.05 * budget))
+            self.found("after the large neighbourhood " + (
+                "within a step of the widths" if steps else "with the widths held"), point)
+        point = moves.improve_pairs(self._better_sent(point), begun + PAIRS_UNTIL * budget)
+        self.found("after pair moves", point)
+        return point
+
+    def best(self, first: Point, passes_until: float, profiles_until: float,
+             progress: Callable[[str], None]) -> Point:
+        """A pass from `first`; new passes from new starts while one fits before
+        `passes_until` and passes use their time (one that ends well inside it has
+        converged: a small problem, which the box search then proves fast); then the
+        depth-profile search until `profiles_until`."""
+        value = self.boxes.value
+        incumbent = self.improve(first, self.start)
+        seed, ran = 1, time.perf_counter() - self.start
+        pass_time = PAIRS_UNTIL * self.budget
+        while ran >= 0.5 * pass_time and time.perf_counter() + pass_time <= passes_until:
+            begun = time.perf_counter()
+            point, rank = self.start_point(seed)
+            seed += 1
+            if rank[0] != 0.0:  # this start found nothing feasible: try the next
+                continue
+            point = self.improve(point, begun)
+            ran = time.perf_counter() - begun
+            if value(point) > value(incumbent):
+                incumbent = point
+            self.found(f"after pass {seed} (the best of all passes)", incumbent)
+        return _profiles(self.boxes, self.moves, self._better_sent(incumbent),
+                         profiles_until, self.budget, progress, self.found)
+
+
+def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
+                progress: Any = lambda text: None, start: float | None = None) -> Any:
+    """Box branch and bound from polished incumbents; `Unsupported` when the problem is
+    outside what the box bound prices (then the HiGHS model of `deepmad.py` is used).
+    `settings.threads >= 2`: the incumbent phases in a second process (module docstring)."""
+    from archlang.solvers.milp.boxbb import BoxSearch
+    from archlang.solvers.milp.heuristic import StageMoves
+    from archlang.solvers.milp.program import Solution, objective_of
+    from archlang.solvers.milp.staged import scores, tables
+
+    start = time.perf_counter() if start is None else start
+    sense, metric = objective_of(space)
+    t = tables(space, p)
+    boxes = BoxSearch(space, p, metric, sense, t)  # refuses what it does not price
+    limit = settings.time_limit
+
+    def infeasible() -> Any:
+        from archlang.solvers.milp.deepmad import _conflicts
+
+        return Solution("infeasible", None, None, None, time.perf_counter() - start, None,
+                        formulation=BOXES_NAME, size={"boxes": 0},
+                        conflicts=_conflicts(space, p, "infeasible", settings, progress))
+
+    def found(when: str, point: Point) -> None:
+        _report(progress, when, p, metric, point, start)
+
+    # A cost (`minimize`) is searched in the units of a first point's cost, so it needs that
+    # point before the box search starts: it keeps to one process.
+    if settings.threads >= 2 and sense == "maximize":
+        from archlang.solvers.milp.conflicts import beyond_budgets
+
+        if beyond_budgets(space, p, t):  # proven at once: some budget is below every cost
+            return infeasible()
+        worker = _Worker(space, p, limit, start, progress)
+        try:
+            out = boxes.search(None, max(0.5, limit - (time.perf_counter() - start)),
+                               settings.gap, progress, offers=worker.offers,
+                               share=worker.send,
+                               polish=_polisher(StageMoves(space, p, metric, sense, t),
+                                                start, limit))
+        finally:
+            late = worker.stop()
+        out = boxes.adopt(out, late)
+        return _answer(space, p, boxes, out, check, start, settings, progress)
+
+    moves = StageMoves(space, p, metric, sense, t)
+    incumbents = Incumbents(space, p, sense, boxes, moves, limit, start, found)
+    incumbent, rank = incumbents.start_point(0)
+    if sense == "minimize" and rank[0] == 0.0:  # a cost: the search works in its units
+        boxes = incumbents.boxes = BoxSearch(space, p, metric, sense, t,
+                                             scale=max(1.0, scores(p, incumbent)[metric]))
+    if rank[0] != 0.0:
+        incumbent = None
+        from archlang.solvers.milp.conflicts import beyond_budgets
+
+        if beyond_budgets(space, p, t):  # proven at once: some budget is below every cost
+            return infeasible()
+    else:
+        incumbent = incumbents.best(incumbent, start + PAIRS_UNTIL * limit,
+                                    start + PROFILES_UNTIL * limit, progress)
+        progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
+                 f"({time.perf_counter() - start:.1f} s); bounding boxes")
+    left = max(0.5, limit - (time.perf_counter() - start))
+    out = boxes.search(incumbent, left, settings.gap, progress,
+                       polish=_polisher(moves, start, limit))
+    return _answer(space, p, boxes, out, check, start, settings, progress)
+
+
+def _polisher(moves: Any, start: float, limit: float) -> Callable[[Point], Point]:
+    """Pair moves from each incumbent the global search finds, for a share of a pass."""
+    share = POLISH * min(limit, PASS_SECONDS)
+    return lambda point: moves.improve_pairs(
+        point, min(time.perf_counter() + share, start + limit))
+
+
+def _answer(space: S.Space, p: Staged, boxes: Any, out: Any, check: Any, start: float,
+            settings: Any, progress: Any) -> Any:
+    """The search's outcome as a `Solution`, its point re-scored by the cost pass."""
+    from archlang.solvers.milp.deepmad import CHECKED, _conflicts
+    from archlang.solvers.milp.program import Solution
+    from archlang.solvers.milp.staged import assignment, scores
+
+    seconds = time.perf_counter() - start
+    size = {"boxes": out.nodes}
+    if out.point is None:
+        status = "infeasible" if out.status == "optimal" else out.status
+        return Solution(status, None, None, None, seconds, None, formulation=BOXES_NAME,
+                        size=size, conflicts=_conflicts(space, p, status, settings, progress))
+    chosen = assignment(p, out.point)
+    metrics, broken = check(chosen)
+    closed = scores(p, out.point)
+    objective, bound = out.objective / boxes.sign, float(out.bound) / boxes.sign
+    gap = max(0.0, out.bound - out.objective) / max(abs(out.objective), 1e-9)
+    notes = []
+    for k in CHECKED:
+        if not math.isclose(closed[k], metrics.get(k, math.nan), rel_tol=1e-9, abs_tol=1e-9):
+            notes.append(f"the cost pass gives {k} = {metrics.get(k)}, the closed form "
+                         f"{closed[k]}")
+    if broken:
+        notes.append("the cost pass finds broken requirements: " + "; ".join(broken))
+    return Solution(out.status, objective, bound, gap, seconds, chosen, metrics, BOXES_NAME,
+                    size, notes=tuple(notes))
+
+
+def _report(progress: Any, when: str, p: Staged, metric: str, point: Point,
+            start: float) -> None:
+    from archlang.solvers.milp.staged import scores
+
+    progress(f"incumbent {metric} = {scores(p, point)[metric]:.6g} {when} "
+             f"({time.perf_counter() - start:.1f} s)")
+
+
+def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, budget: float,
+              progress: Any = lambda text: None,
+              found: Callable[[str, Point], None] = lambda when, point: None) -> Point:
+    """Depth-profile local search: the incumbent's depth profile, then those one block away
+    in one stage, each searched exactly (the box search, whose bound is exact in the widths
+    once the depths are fixed) over widths within PROFILE_STEPS of the incumbent's, any
+    bottleneck and kernel. Moves to the first profile that improves; stops when none does."""
+    p, metric = boxes.p, boxes.metric
+    tried: set[tuple[int, ...]] = set()
+    each = max(0.5, 0.04 * budget)
+    improved = True
+    while improved and time.perf_counter() < until:
+        improved = False
+        depths = tuple(d for d, *_ in incumbent[1])
+        n = len(depths)
+        # one block more or less in stage u, or one moved from stage t to stage u
+        changes = [((u, step),) for u in range(n) for step in (1, -1)] + \
+            [((t, -1), (u, 1)) for t, u in itertools.product(range(n), range(n)) if t != u]
+        near = [depths]
+        for change in changes:
+            profile = list(depths)
+            for i, step in change:
+                profile[i] += step
+            if all(d in st.depths for d, st in zip(profile, p.stages)):
+                near.append(tuple(profile))
+        for profile in near:
+            left = until - time.perf_counter()
+            if left <= 0:
+                break
+            if profile in tried:
+                continue
+            tried.add(profile)
+            result = boxes.search(incumbent, min(left, 2 * each if profile == depths else each),
+                                  0.0, iterations=PROFILE_ITERATIONS, root_steps=12,
+                                  within=boxes.around(incumbent, PROFILE_STEPS, profile))
+            progress(f"depth profile {profile}: best {metric} "
+                     f"{result.objective / boxes.sign:.6g}, bound "
+                     f"{result.bound / boxes.sign:.6g} ({result.nodes} boxes)")
+            if result.point != incumbent:  # the search returns the incumbent or a better point
+                incumbent = moves.improve(result.point,
+                                          time.perf_counter() + max(0.2, 0.02 * budget))
+                found(f"in depth profile {profile}", incumbent)
+                improved = True
+                break
+    return incumbent
+
+
+class _Worker:
+    """The incumbent phases in a second Python process. Started as `python -c` rather than by
+    multiprocessing: spawn would re-run the caller's main module (a script without a
+    `__main__` guard would solve again), and fork would copy HiGHS's thread pool without its
+    threads. Two pipes of its own (HiGHS writes to stdout): the problem and the bounding
+    process's incumbents go in, progress lines and the worker's points come back."""
+
+    def __init__(self, space: S.Space, p: Staged, limit: float, start: float,
+                 progress: Callable[[str], None]) -> None:
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        self.progress = progress
+        back_read, back_write = os.pipe()
+        in_read, in_write = os.pipe()
+        # The worker's clock: seconds since the solve began, carried over as wall time.
+        began = time.time() - (time.perf_counter() - start)
+        env = {**os.environ, **dict.fromkeys(_ONE_THREAD, "1")}  # its numpy on its own core
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WORKER_CODE.format(in_read, back_write)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            pass_fds=(in_read, back_write), env=env,
+            start_new_session=True)  # Ctrl-C is the parent's to handle; it stops the worker
+        os.close(in_read)
+        os.close(back_write)
+        self.inbox = Connection(back_read, writable=False)
+        self.outbox = Connection(in_write, readable=False)
+        self.sending = threading.Lock()  # one message at a time on the pipe
+        # The problem is tens of kB, more than a pipe holds: sent from a thread so that the
+        # bounding starts while the worker imports.
+        threading.Thread(target=self.send, args=((space, p, limit, began),),
+                         daemon=True).start()
+
+    def send(self, point: Any) -> None:
+        """Tell the worker of an incumbent found here (it goes on from the better one)."""
+        with self.sending:
+            try:
+                self.outbox.send(point)
+            except OSError:  # the worker has ended (or stop has closed the pipe)
+                pass
+
+    def offers(self) -> list[Point]:
+        """The points sent since the last call (their progress lines are shown here)."""
+        points = []
+        try:
+            while self.inbox.poll():
+                kind, value = self.inbox.recv()
+                if kind == "point":
+                    points.append(value)
+                else:
+                    self.progress(value)
+        except (EOFError, OSError):  # the worker has ended
+            pass
+        return points
+
+    def stop(self) -> list[Point]:
+        """End the worker (it stops by itself near the limit) and return its last points."""
+        import subprocess
+
+        try:
+            self.process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        points = self.offers()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.inbox.close()
+        self.outbox.close()
+        return points
+
+
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+WORKER_CODE = "from archlang.solvers.milp.boxsolve import _incumbent_worker; " \
+    "_incumbent_worker({}, {})"
+
+
+def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
+    """The second process (`_Worker`): the incumbent phases until WORKER_UNTIL of the limit,
+    every point they end with sent to the bounding process."""
+    from multiprocessing.connection import Connection
+
+    conn = Connection(outbox_fd, readable=False)
+    inbox = Connection(inbox_fd, writable=False)
+    space, p, limit, began = inbox.recv()
+
+    def sent() -> list[Point]:
+        points = []
+        try:
+            while inbox.poll():
+                points.append(inbox.recv())
+        except (EOFError, OSError):  # the bounding process has closed its end
+            pass
+        return points
+
+    now = time.perf_counter()
+    start = now - (time.time() - began)  # the solve's start, for the progress lines
+    window = max(0.5, start + WORKER_UNTIL * limit - now)  # from here, after the start-up
+    try:
+        from archlang.solvers.milp.boxbb import BoxSearch
+        from archlang.solvers.milp.heuristic import StageMoves
+        from archlang.solvers.milp.program import objective_of
+        from archlang.solvers.milp.staged import scores, tables
+
+        sense, metric = objective_of(space)
+        t = tables(space, p)
+        boxes = BoxSearch(space, p, metric, sense, t)
+        moves = StageMoves(space, p, metric, sense, t)
+
+        def progress(text: str) -> None:
+            conn.send(("progress", text))
+
+        def found(when: str, point: Point) -> None:
+            conn.send(("point", point))
+            _report(progress, when, p, metric, point, start)
+
+        incumbents = Incumbents(space, p, sense, boxes, moves, window, now, found,
+                                stretch=1 / PROFILES_UNTIL, inbox=sent)
+        first, rank = incumbents.start_point(0)
+        if rank[0] != 0.0:
+            progress("the heuristic found no feasible start; the box search goes on alone")
+            return
+        best = incumbents.best(first, now + WORKER_PASSES_UNTIL / WORKER_UNTIL * window,
+                               now + window, progress)
+        conn.send(("point", best))
+        progress(f"incumbent {metric} = {scores(p, best)[metric]:.6g} "
+                 f"({time.perf_counter() - start:.1f} s): the incumbent phases are done")
+    except Exception as exc:  # noqa: BLE001 -- the bounding process goes on without us
+        conn.send(("progress", f"the incumbent process failed ({type(exc).__name__}: {exc}); "
+                               "the box search goes on alone"))
+    finally:
+        conn.close()
+        inbox.close()
+
+
+__all__ = ["solve_boxes", "Incumbents", "BOXES_NAME"]

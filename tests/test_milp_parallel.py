@@ -1,0 +1,109 @@
+"""The box search on two cores (`solvers/milp/boxsolve.py`): the incumbent phases in a second
+process, the bounding here, points exchanged both ways."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import archlang
+from archlang.solvers.milp import boxsolve, solve
+from tests.test_milp import HEAD_CASES, STAGED_CASES, brute_force, staged_space
+
+MAXIMISING = [case for case in STAGED_CASES + HEAD_CASES if "maximize" in case]
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """Every worker a solve starts, kept so that a test can look at its process after."""
+    started = []
+    init = boxsolve._Worker.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(boxsolve._Worker, "__init__", recording)
+    return started
+
+
+@pytest.mark.parametrize("body", MAXIMISING)
+def test_two_processes_equal_brute_force(body, workers):
+    space = staged_space((2, 2), body)
+    solution = solve(space, time_limit=60, formulation="staged-boxes", threads=2)
+    assert solution.status == "optimal" and solution.gap <= 1e-4
+    assert solution.objective == pytest.approx(brute_force(space), rel=1e-7)
+    assert not archlang.fix(space, solution.assignment).violations()
+    assert not solution.notes
+    # the proof ends the solve: the worker is stopped, not waited for
+    assert len(workers) == 1 and workers[0].process.poll() is not None
+    assert solution.seconds < 30
+
+
+def test_two_processes_prove_infeasibility_at_once():
+    space = staged_space((2, 2), "require macs <= 1k\n maximize entropy_score")
+    solution = solve(space, time_limit=30, formulation="staged-boxes", threads=2)
+    assert solution.status == "infeasible" and solution.assignment is None
+    assert solution.seconds < 20
+
+
+def test_a_failed_worker_leaves_the_box_search_to_finish(monkeypatch):
+    """A worker that dies at once (here: its code raises) costs nothing but its points."""
+    monkeypatch.setattr(boxsolve, "WORKER_CODE", "raise SystemExit({} + {})")
+    space = staged_space((2, 2), STAGED_CASES[0])
+    solution = solve(space, time_limit=60, formulation="staged-boxes", threads=2)
+    assert solution.status == "optimal"
+    assert solution.objective == pytest.approx(brute_force(space), rel=1e-7)
+
+
+def test_full_size_problem_on_two_cores_takes_the_workers_points(workers):
+    """DeepMAD's R18 problem for a few seconds: the worker's phases are reported here, the
+    answer is verified by the cost pass, the bound is above it, the worker has ended."""
+    lines: list[str] = []
+    space = archlang.load("examples/deepmad_r18.arch")
+    solution = solve(space, time_limit=12, gap=1e-3, threads=2, progress=lines.append)
+    assert solution.status == "time_limit" and "boxes" in solution.formulation
+    assert any("after the heuristic and stage moves" in line for line in lines)
+    assert any(" boxes, " in line and " open, bound " in line for line in lines)
+    assert solution.bound >= solution.objective > 30_000
+    assert not solution.notes  # closed form == cost pass, every requirement met
+    assert not archlang.fix(space, solution.assignment).violations()
+    assert solution.seconds < 20
+    assert len(workers) == 1 and workers[0].process.poll() is not None
+
+
+def test_a_script_without_a_main_guard_solves_once(tmp_path):
+    """The worker is its own `python -c`: a caller's script is not run again in it (as
+    multiprocessing's spawn would do without an `if __name__ == "__main__"` guard)."""
+    script = tmp_path / "design.py"
+    script.write_text(textwrap.dedent("""
+        from archlang.solvers.milp import solve
+        from tests.test_milp import STAGED_CASES, staged_space
+        print("solving")
+        space = staged_space((2, 2), STAGED_CASES[0])
+        print(solve(space, time_limit=30, formulation="staged-boxes", threads=2).status)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=str(tmp_path), env={
+                              "PYTHONPATH": str(Path(__file__).parents[1]),
+                              "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["solving", "optimal"]
+
+
+def test_highs_thread_counts_can_change_within_a_process():
+    """HiGHS sizes its thread pool at its first run and refuses a run asking for another
+    size: `lin.use_threads` resizes it, so callers may mix thread counts (the CLI's default
+    is 2, the library's 1)."""
+    from tests.test_milp import SPACE, points
+
+    space = archlang.loads(SPACE.format(body="require params <= 3000\n maximize macs"))
+    expected = max(archlang.fix(space, v).cost.macs for v in points(space)
+                   if archlang.fix(space, v).cost.params <= 3000)
+    for threads in (1, 2, 1, 2):
+        solution = solve(space, threads=threads)
+        assert solution.status == "optimal" and solution.objective == expected
