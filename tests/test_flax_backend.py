@@ -559,3 +559,30 @@ def test_importing_archlang_does_not_import_jax() -> None:
     code = ("import sys, archlang, archlang.backends, archlang.ir.graph; "
             "sys.exit('jax' in sys.modules or 'flax' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ---------------------------------------------------------------- a solved architecture
+
+
+def test_solved_deepmad_architecture_compiles_to_flax() -> None:
+    """`archlang solve`'s answer on DeepMAD's R18 problem (a few seconds: a verified point,
+    not the optimum) emits a Flax model with the parameters the cost pass counts, whose
+    output has the last stage's width (built and run abstractly: no 11 M random draws)."""
+    from archlang.solvers.milp import solve
+
+    space = archlang.load(EXAMPLES / "deepmad_r18.arch")
+    solution = solve(space, time_limit=6, gap=1e-3)
+    assert solution.assignment is not None and not solution.notes
+    graph = archlang.fix(space, solution.assignment).graph
+    abstract = nnx.eval_shape(lambda: emitted_class(graph)(nnx.Rngs(0)))
+    params = jax.tree_util.tree_leaves(nnx.state(abstract, nnx.Param))
+    assert sum(int(np.prod(p.shape)) for p in params) == solution.metrics["params"]
+    graphdef, state = nnx.split(abstract)
+
+    def run(state: Any, x: jax.Array) -> jax.Array:
+        model = nnx.merge(graphdef, state)
+        model.eval()
+        return model(x)
+
+    out = jax.eval_shape(run, state, jax.ShapeDtypeStruct((1, 3, 224, 224), jnp.float32))
+    assert out.shape[:2] == (1, solution.assignment["w5"])

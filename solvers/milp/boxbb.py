@@ -802,9 +802,10 @@ class BoxSearch:
             if now - last_report > 5:
                 last_report = now
                 top = -heap[0].key if heap else closed_bound
-                shown = best / self.sign if best is not None else float("nan")
+                shown = f"incumbent {best / self.sign:.6g}" if best is not None else \
+                    "no incumbent yet"
                 progress(f"{nodes} boxes, {len(heap)} open, bound {top / self.sign:.6g}, "
-                         f"incumbent {shown:.6g}")
+                         f"{shown}")
         seconds_used = time.perf_counter() - start
         if heap:
             bound = max(-heap[0].key, closed_bound)

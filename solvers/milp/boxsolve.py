@@ -277,9 +277,10 @@ def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, budget: fl
             result = boxes.search(incumbent, min(left, 2 * each if profile == depths else each),
                                   0.0, iterations=PROFILE_ITERATIONS, root_steps=12,
                                   within=boxes.around(incumbent, PROFILE_STEPS, profile))
-            progress(f"depth profile {profile}: best {metric} "
-                     f"{result.objective / boxes.sign:.6g}, bound "
-                     f"{result.bound / boxes.sign:.6g} ({result.nodes} boxes)")
+            if result.nodes > 1:  # one box: closed at once by the incumbent (no news)
+                progress(f"depth profile {profile}: best {metric} "
+                         f"{result.objective / boxes.sign:.6g}, bound "
+                         f"{result.bound / boxes.sign:.6g} ({result.nodes} boxes)")
             if result.point != incumbent:  # the search returns the incumbent or a better point
                 incumbent = moves.improve(result.point,
                                           time.perf_counter() + max(0.2, 0.02 * budget))
