@@ -732,11 +732,13 @@ class BoxSearch:
                root_steps: int = ROOT_STEPS,
                polish: Callable[[Point], Point] | None = None,
                offers: Callable[[], list[Point]] | None = None,
-               share: Callable[[Point], None] = lambda point: None) -> Outcome:
+               share: Callable[[Point], None] = lambda point: None,
+               interruptible: bool = False) -> Outcome:
         """Best-first search for `seconds` or until the gap is met. `polish`: a local search
         from each incumbent found here; `offers`: polled before each box for points found
         elsewhere (another process), adopted when feasible and better; `share` hears of each
-        incumbent found here."""
+        incumbent found here. `interruptible`: Ctrl-C ends the search with status
+        "interrupted", its incumbent and a bound still proven."""
         start = time.perf_counter()
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = self.value(best_point) if best_point is not None else None
@@ -757,59 +759,69 @@ class BoxSearch:
         nodes = 0
         closed_bound = -math.inf  # the largest bound of a box closed against the target
         last_report = start
-        while heap:
-            if time.perf_counter() - start > seconds:
-                break
-            for point in offers() if offers is not None else ():
-                if self.feasible(point) and _better(self.value(point), best):
-                    best, best_point = self.value(point), point
-            node = heapq.heappop(heap)
-            if -node.key <= target():  # the root's key is -inf: never closed unpriced
+        interrupted = False
+        node: _Node | None = None  # the box being bounded: its region is in no other
+        try:
+            while heap:
+                node = None
+                if time.perf_counter() - start > seconds:
+                    break
+                for point in offers() if offers is not None else ():
+                    if self.feasible(point) and _better(self.value(point), best):
+                        best, best_point = self.value(point), point
+                node = heapq.heappop(heap)
+                if -node.key <= target():  # the root's key is -inf: never closed unpriced
+                    closed_bound = max(closed_bound, -node.key)
+                    continue
+                nodes += 1
+                if self.too_costly(node.box):
+                    continue
+                # The first box's multipliers are converged, and its descendants start from them;
+                # a box is re-priced only when that could close it (a bound near the incumbent).
+                steps = iterations if nodes > 1 else root_steps
+                r, duals = self.bound(node.box, node.duals, target(), steps)
+                if nodes == 1:
+                    self.root_duals = duals
+                if r is not None and target() < r.bound <= target() + REPRICE * abs(target()):
+                    r, duals = self.bound(node.box, duals, target(), REPRICE_STEPS)
+                if r is None:
+                    continue
+                if self.feasible(r.point):
+                    value = self.value(r.point)
+                    if _better(value, best):
+                        best, best_point = value, r.point
+                        if polish is not None:  # a local search from the new incumbent
+                            best_point = polish(best_point)
+                            best = self.value(best_point)
+                        share(best_point)
+                        progress(f"incumbent {self.metric} = {best / self.sign:.6g} (node "
+                                 f"{nodes})")
+                if r.bound <= target():
+                    closed_bound = max(closed_bound, min(r.bound, -node.key))
+                    continue
+                for child in self.branch(node.box, r.point):
+                    child = self.propagate(child)
+                    if child is not None:
+                        heapq.heappush(heap, _Node(-min(r.bound, -node.key), next(seq), child,
+                                                   duals))
+                now = time.perf_counter()
+                if now - last_report > 5:
+                    last_report = now
+                    top = -heap[0].key if heap else closed_bound
+                    shown = f"incumbent {best / self.sign:.6g}" if best is not None else \
+                        "no incumbent yet"
+                    progress(f"{nodes} boxes, {len(heap)} open, bound {top / self.sign:.6g}, "
+                             f"{shown}")
+        except KeyboardInterrupt:
+            if not interruptible:
+                raise
+            interrupted = True
+            if node is not None:  # its bound still covers its region (in no open box)
                 closed_bound = max(closed_bound, -node.key)
-                continue
-            nodes += 1
-            if self.too_costly(node.box):
-                continue
-            # The first box's multipliers are converged, and its descendants start from them;
-            # a box is re-priced only when that could close it (a bound near the incumbent).
-            steps = iterations if nodes > 1 else root_steps
-            r, duals = self.bound(node.box, node.duals, target(), steps)
-            if nodes == 1:
-                self.root_duals = duals
-            if r is not None and target() < r.bound <= target() + REPRICE * abs(target()):
-                r, duals = self.bound(node.box, duals, target(), REPRICE_STEPS)
-            if r is None:
-                continue
-            if self.feasible(r.point):
-                value = self.value(r.point)
-                if _better(value, best):
-                    best, best_point = value, r.point
-                    if polish is not None:  # a local search from the new incumbent
-                        best_point = polish(best_point)
-                        best = self.value(best_point)
-                    share(best_point)
-                    progress(f"incumbent {self.metric} = {best / self.sign:.6g} (node "
-                             f"{nodes})")
-            if r.bound <= target():
-                closed_bound = max(closed_bound, min(r.bound, -node.key))
-                continue
-            for child in self.branch(node.box, r.point):
-                child = self.propagate(child)
-                if child is not None:
-                    heapq.heappush(heap, _Node(-min(r.bound, -node.key), next(seq), child,
-                                               duals))
-            now = time.perf_counter()
-            if now - last_report > 5:
-                last_report = now
-                top = -heap[0].key if heap else closed_bound
-                shown = f"incumbent {best / self.sign:.6g}" if best is not None else \
-                    "no incumbent yet"
-                progress(f"{nodes} boxes, {len(heap)} open, bound {top / self.sign:.6g}, "
-                         f"{shown}")
         seconds_used = time.perf_counter() - start
-        if heap:
-            bound = max(-heap[0].key, closed_bound)
-            status = "time_limit"
+        if heap or interrupted:
+            bound = max(-heap[0].key if heap else -math.inf, closed_bound)
+            status = "interrupted" if interrupted else "time_limit"
         else:
             bound = closed_bound if best is not None else -math.inf
             status = "optimal" if best is not None else "infeasible"

@@ -135,7 +135,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     """Box branch and bound from polished incumbents; `Unsupported` when the problem is
     outside what the box bound prices (then the HiGHS model of `deepmad.py` is used).
     `settings.threads >= 2`: the incumbent phases in a second process (module docstring)."""
-    from archlang.solvers.milp.boxbb import BoxSearch
+    from archlang.solvers.milp.boxbb import BoxSearch, Outcome
     from archlang.solvers.milp.heuristic import StageMoves
     from archlang.solvers.milp.program import Solution, objective_of
     from archlang.solvers.milp.staged import scores, tables
@@ -153,9 +153,6 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                         formulation=BOXES_NAME, size={"boxes": 0},
                         conflicts=_conflicts(space, p, "infeasible", settings, progress))
 
-    def found(when: str, point: Point) -> None:
-        _report(progress, when, p, metric, point, start)
-
     # A cost (`minimize`) is searched in the units of a first point's cost, so it needs that
     # point before the box search starts: it keeps to one process.
     if settings.threads >= 2 and sense == "maximize":
@@ -167,7 +164,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
         try:
             out = boxes.search(None, max(0.5, limit - (time.perf_counter() - start)),
                                settings.gap, progress, offers=worker.offers,
-                               share=worker.send,
+                               share=worker.send, interruptible=True,
                                polish=_polisher(StageMoves(space, p, metric, sense, t),
                                                 start, limit))
         finally:
@@ -176,6 +173,13 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
         return _answer(space, p, boxes, out, check, start, settings, progress)
 
     moves = StageMoves(space, p, metric, sense, t)
+    latest: list[Point] = []  # the best point the phases have ended with
+
+    def found(when: str, point: Point) -> None:
+        if not latest or boxes.value(point) > boxes.value(latest[0]):
+            latest[:] = [point]
+        _report(progress, when, p, metric, point, start)
+
     incumbents = Incumbents(space, p, sense, boxes, moves, limit, start, found)
     incumbent, rank = incumbents.start_point(0)
     if sense == "minimize" and rank[0] == 0.0:  # a cost: the search works in its units
@@ -188,13 +192,19 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
         if beyond_budgets(space, p, t):  # proven at once: some budget is below every cost
             return infeasible()
     else:
-        incumbent = incumbents.best(incumbent, start + PAIRS_UNTIL * limit,
-                                    start + PROFILES_UNTIL * limit, progress)
+        try:
+            incumbent = incumbents.best(incumbent, start + PAIRS_UNTIL * limit,
+                                        start + PROFILES_UNTIL * limit, progress)
+        except KeyboardInterrupt:  # before any bound: the best point so far, unbounded
+            best = max([incumbent, *latest], key=boxes.value)
+            out = Outcome("interrupted", best, boxes.value(best), math.inf, 0,
+                          time.perf_counter() - start)
+            return _answer(space, p, boxes, out, check, start, settings, progress)
         progress(f"incumbent {metric} = {scores(p, incumbent)[metric]:.6g} "
                  f"({time.perf_counter() - start:.1f} s); bounding boxes")
     left = max(0.5, limit - (time.perf_counter() - start))
     out = boxes.search(incumbent, left, settings.gap, progress,
-                       polish=_polisher(moves, start, limit))
+                       polish=_polisher(moves, start, limit), interruptible=True)
     return _answer(space, p, boxes, out, check, start, settings, progress)
 
 
@@ -221,8 +231,12 @@ def _answer(space: S.Space, p: Staged, boxes: Any, out: Any, check: Any, start: 
     chosen = assignment(p, out.point)
     metrics, broken = check(chosen)
     closed = scores(p, out.point)
-    objective, bound = out.objective / boxes.sign, float(out.bound) / boxes.sign
-    gap = max(0.0, out.bound - out.objective) / max(abs(out.objective), 1e-9)
+    objective = out.objective / boxes.sign
+    if math.isfinite(out.bound):
+        bound = float(out.bound) / boxes.sign
+        gap = max(0.0, out.bound - out.objective) / max(abs(out.objective), 1e-9)
+    else:  # interrupted before any box was bounded
+        bound = gap = None
     notes = []
     for k in CHECKED:
         if not math.isclose(closed[k], metrics.get(k, math.nan), rel_tol=1e-9, abs_tol=1e-9):
@@ -347,20 +361,22 @@ class _Worker:
         return points
 
     def stop(self) -> list[Point]:
-        """End the worker (it stops by itself near the limit) and return its last points."""
+        """End the worker (it stops by itself near the limit) and return its last points.
+        It is killed even when a second Ctrl-C interrupts this."""
         import subprocess
 
         try:
-            self.process.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            pass
-        points = self.offers()
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.inbox.close()
-        self.outbox.close()
-        return points
+            try:
+                self.process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+            return self.offers()
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.inbox.close()
+            self.outbox.close()
 
 
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

@@ -60,9 +60,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
                      verbose=args.verbose, formulation=args.formulation,
                      fallback=args.fallback,
                      progress=_status_line if not args.json else lambda text: None)
+    # Ctrl-C stops the search, not the command: the best architecture so far is shown (and
+    # written with -o), and the exit status says it was interrupted.
+    done = 130 if solution.status == "interrupted" else 0
     if solution.assignment is None:
         if args.json:
             print(json.dumps(solution.as_json(), indent=2))
+        if done:
+            print(f"{args.file}: interrupted before any architecture was found",
+                  file=sys.stderr)
+            return done
         print(f"{args.file}: error: no solution ({solution.status}) for '{space.name}'",
               file=sys.stderr)
         if solution.conflicts:
@@ -83,7 +90,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(solution.as_json(), indent=2, default=str))
         write()
-        return 0
+        return done
     gap = "n/a" if solution.gap is None else f"{100 * solution.gap:.4f}%"
     print(f"{space.name}: {solution.status}  objective {solution.objective:.6g}  "
           f"bound {solution.bound if solution.bound is None else f'{solution.bound:.6g}'}  "
@@ -101,4 +108,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if args.output:
         write()
         print(f"wrote {args.output} ({args.backend})")
-    return 0
+    if done:
+        proven = "no bound yet" if solution.bound is None else "the bound proven so far"
+        print(f"note: interrupted: the best architecture found so far ({proven})",
+              file=sys.stderr)
+    return done

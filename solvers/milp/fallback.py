@@ -43,39 +43,46 @@ def search(space: S.Space, strategy: str, time_limit: float, reason: str, check:
     shown = start
     best: tuple[float, dict[str, Any], dict[str, Any]] | None = None  # score, point, metrics
     counts = {"candidates": 0, "feasible": 0, "failed": 0}
-    while time.perf_counter() - start < time_limit and not proposer.exhausted:
-        values = proposer.propose()
-        counts["candidates"] += 1
-        try:
-            metrics, broken = check(values)
-        except ArchError:  # an assignment the space admits but that does not elaborate
-            counts["failed"] += 1
-            proposer.feedback(values, Result("failed"))
-            continue
-        if broken:
-            proposer.feedback(values, Result("infeasible"))
-            continue
-        counts["feasible"] += 1
-        value = float(metrics[metric])
-        score = value if sense == "maximize" else -value
-        proposer.feedback(values, Result("ok", score, metrics))
-        if best is None or score > best[0]:
-            best = (score, dict(values), metrics)
-        if time.perf_counter() - shown >= PROGRESS_EVERY:
-            shown = time.perf_counter()
-            found = "none feasible" if best is None else f"best {metric} {best[2][metric]:.6g}"
-            progress(f"{strategy}: {counts['candidates']:,} candidates, {found}, "
-                     f"{shown - start:.0f} s")
+    interrupted = False
+    try:
+        while time.perf_counter() - start < time_limit and not proposer.exhausted:
+            values = proposer.propose()
+            counts["candidates"] += 1
+            try:
+                metrics, broken = check(values)
+            except ArchError:  # an assignment the space admits but that does not elaborate
+                counts["failed"] += 1
+                proposer.feedback(values, Result("failed"))
+                continue
+            if broken:
+                proposer.feedback(values, Result("infeasible"))
+                continue
+            counts["feasible"] += 1
+            value = float(metrics[metric])
+            score = value if sense == "maximize" else -value
+            proposer.feedback(values, Result("ok", score, metrics))
+            if best is None or score > best[0]:
+                best = (score, dict(values), metrics)
+            if time.perf_counter() - shown >= PROGRESS_EVERY:
+                shown = time.perf_counter()
+                found = "none feasible" if best is None else f"best {metric} {best[2][metric]:.6g}"
+                progress(f"{strategy}: {counts['candidates']:,} candidates, {found}, "
+                         f"{shown - start:.0f} s")
+    except KeyboardInterrupt:  # Ctrl-C ends the search; its best point stands
+        interrupted = True
     seconds = time.perf_counter() - start
-    enumerated = proposer.exhausted
+    enumerated = proposer.exhausted and not interrupted
     notes = (f"no exact formulation: {reason}",)
     name = (f"search fallback: {strategy}, every candidate scored by the cost pass"
             + (" (the whole space enumerated)" if enumerated else ""))
     if best is None:
-        return Solution("infeasible" if enumerated else "no_solution_found", None, None, None,
+        status = "interrupted" if interrupted else \
+            "infeasible" if enumerated else "no_solution_found"
+        return Solution(status, None, None, None,
                         seconds, None, formulation=name, size=counts, notes=notes)
     _, point, metrics = best
     objective = float(metrics[metric])
-    return Solution("optimal" if enumerated else "heuristic", objective,
+    status = "interrupted" if interrupted else "optimal" if enumerated else "heuristic"
+    return Solution(status, objective,
                     objective if enumerated else None, 0.0 if enumerated else None, seconds,
                     point, metrics, name, counts, notes=notes)
