@@ -107,3 +107,31 @@ def test_highs_thread_counts_can_change_within_a_process():
     for threads in (1, 2, 1, 2):
         solution = solve(space, threads=threads)
         assert solution.status == "optimal" and solution.objective == expected
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_an_orphaned_worker_ends_quietly(wait):
+    """The bounding process dies (`os._exit`) before the worker has read the problem, or
+    (`wait`) once the worker has sent its first point: the worker, in a session of its own,
+    ends at once, or at its next message to the closed pipe, long before its limit, and
+    without a traceback on the stderr it shares with its parent."""
+    import time
+
+    code = textwrap.dedent(f"""
+        import os, time
+        import archlang
+        from archlang.solvers.milp import boxsolve
+        from archlang.solvers.milp.staged import recognise
+        space = archlang.load("examples/deepmad_r18.arch")
+        worker = boxsolve._Worker(space, recognise(space), 120.0, time.perf_counter(), print)
+        if {wait}:
+            assert worker.inbox.poll(100)  # blocks until the worker's first message
+        os._exit(0)
+    """)
+    begun = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=150, cwd=str(Path(__file__).parents[1]))
+    # run() returns when every holder of the stderr pipe has closed it: the worker too
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr
+    assert time.perf_counter() - begun < 60  # its limit was 120 s

@@ -391,7 +391,6 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
 
     conn = Connection(outbox_fd, readable=False)
     inbox = Connection(inbox_fd, writable=False)
-    space, p, limit, began = inbox.recv()
 
     def sent() -> list[Point]:
         points = []
@@ -402,10 +401,11 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
             pass
         return points
 
-    now = time.perf_counter()
-    start = now - (time.time() - began)  # the solve's start, for the progress lines
-    window = max(0.5, start + WORKER_UNTIL * limit - now)  # from here, after the start-up
     try:
+        space, p, limit, began = inbox.recv()
+        now = time.perf_counter()
+        start = now - (time.time() - began)  # the solve's start, for the progress lines
+        window = max(0.5, start + WORKER_UNTIL * limit - now)  # from here, after start-up
         from archlang.solvers.milp.boxbb import BoxSearch
         from archlang.solvers.milp.heuristic import StageMoves
         from archlang.solvers.milp.program import objective_of
@@ -434,9 +434,14 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
         conn.send(("point", best))
         progress(f"incumbent {metric} = {scores(p, best)[metric]:.6g} "
                  f"({time.perf_counter() - start:.1f} s): the incumbent phases are done")
+    except (EOFError, OSError):  # the bounding process has ended (its pipes are closed)
+        pass
     except Exception as exc:  # noqa: BLE001 -- the bounding process goes on without us
-        conn.send(("progress", f"the incumbent process failed ({type(exc).__name__}: {exc}); "
-                               "the box search goes on alone"))
+        try:
+            conn.send(("progress", f"the incumbent process failed ({type(exc).__name__}: "
+                                   f"{exc}); the box search goes on alone"))
+        except OSError:
+            pass
     finally:
         conn.close()
         inbox.close()
