@@ -18,10 +18,10 @@ def register(subparsers) -> None:
                    help="seconds for the whole solve (default 60)")
     p.add_argument("--gap", type=float, default=1e-4, metavar="G",
                    help="relative optimality gap to stop at (default 1e-4)")
-    p.add_argument("--threads", type=int, default=2,
-                   help="cores to use (default 2): HiGHS threads; for the box search of "
-                        "large staged problems, a second process runs the incumbent phases "
-                        "while this one bounds")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="cores to use (default 2, or 1 on a one-core machine): HiGHS "
+                        "threads; for the box search of large staged problems, a second "
+                        "process runs the incumbent phases while this one bounds")
     p.add_argument("--formulation", default="auto",
                    choices=("auto", "generic", "staged", "staged-milp", "staged-boxes"),
                    help="generic (small spaces), staged (DeepMAD-like stages of bottleneck "
@@ -42,6 +42,16 @@ def register(subparsers) -> None:
     p.set_defaults(run=cmd_solve)
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _status_line(text: str) -> None:
     print(f"[solve] {text}", file=sys.stderr, flush=True)
 
@@ -56,7 +66,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         from archlang.backends import get_backend
 
         get_backend(args.backend)
-    solution = solve(space, time_limit=args.time_limit, gap=args.gap, threads=args.threads,
+    threads = args.threads if args.threads is not None else min(2, _cores())
+    solution = solve(space, time_limit=args.time_limit, gap=args.gap, threads=threads,
                      verbose=args.verbose, formulation=args.formulation,
                      fallback=args.fallback,
                      progress=_status_line if not args.json else lambda text: None)
