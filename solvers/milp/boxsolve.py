@@ -3,11 +3,12 @@ phases (a heuristic start, exact stage moves, large neighbourhoods, pair moves, 
 search), then the global box search whose bound is the certificate.
 
 With two or more threads the two halves run at once: a second process (`_incumbent_worker`)
-runs the incumbent phases and sends each better point to this one, which spends the whole time
-limit bounding boxes and adopts the points as they come. The best-first search lowers its
-bound whether or not it knows a good incumbent (the box it opens next is the one with the
-largest bound either way), so bounding from the first second loses little and gains the 60 %
-of the limit that the incumbent phases take on one core.
+runs the incumbent phases and sends the point each phase ends with to this one, which spends
+the whole time limit bounding boxes and adopts the points that are better; the incumbents it
+finds go the other way. The best-first search lowers its bound whether or not it knows a good
+incumbent (the box it opens next is the one with the largest bound either way), so bounding
+from the first second loses little and gains the 65 % of the limit that the incumbent phases
+take on one core.
 """
 
 from __future__ import annotations
