@@ -22,3 +22,20 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """Every incumbent worker process a `solve` starts (`solvers/milp/boxsolve.py`), kept so
+    that a test can look at its process after."""
+    from archlang.solvers.milp import boxsolve
+
+    started = []
+    init = boxsolve._Worker.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(boxsolve._Worker, "__init__", recording)
+    return started

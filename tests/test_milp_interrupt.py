@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 import archlang
-from archlang.solvers.milp import boxsolve, solve
+from archlang.solvers.milp import solve
 from archlang.solvers.milp.boxbb import BoxSearch
 from archlang.solvers.milp.heuristic import StageMoves
 from tests.conftest import EXAMPLES
@@ -65,15 +65,7 @@ def test_interrupted_incumbent_phases_return_the_best_point_so_far(monkeypatch):
     assert reached and solution.objective == pytest.approx(max(reached), abs=0.051)  # %.6g
 
 
-def test_interrupted_two_process_solve_stops_its_worker(monkeypatch):
-    started = []
-    init = boxsolve._Worker.__init__
-
-    def recording(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        started.append(self)
-
-    monkeypatch.setattr(boxsolve._Worker, "__init__", recording)
+def test_interrupted_two_process_solve_stops_its_worker(monkeypatch, workers):
     # every box of the bounding process asks whether it is too costly: interrupted at the 30th
     too_costly = BoxSearch.too_costly
     interrupt = interrupt_at(30)
@@ -89,7 +81,7 @@ def test_interrupted_two_process_solve_stops_its_worker(monkeypatch):
     solution = solve(space, time_limit=60, formulation="staged-boxes", threads=2, gap=0.0)
     assert solution.status in ("interrupted", "optimal")  # optimal: proven in < 30 boxes
     assert solution.assignment is not None and not solution.notes
-    assert len(started) == 1 and started[0].process.poll() is not None
+    assert len(workers) == 1 and workers[0].process.poll() is not None
 
 
 def test_cli_prints_the_interrupted_answer_writes_it_and_exits_130(run_cli, tmp_path,

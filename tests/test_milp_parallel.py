@@ -17,20 +17,6 @@ from tests.test_milp import HEAD_CASES, STAGED_CASES, brute_force, staged_space
 MAXIMISING = [case for case in STAGED_CASES + HEAD_CASES if "maximize" in case]
 
 
-@pytest.fixture
-def workers(monkeypatch):
-    """Every worker a solve starts, kept so that a test can look at its process after."""
-    started = []
-    init = boxsolve._Worker.__init__
-
-    def recording(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        started.append(self)
-
-    monkeypatch.setattr(boxsolve._Worker, "__init__", recording)
-    return started
-
-
 @pytest.mark.parametrize("body", MAXIMISING)
 def test_two_processes_equal_brute_force(body, workers):
     space = staged_space((2, 2), body)
