@@ -324,6 +324,9 @@ class _Worker:
         # The worker's clock: seconds since the solve began, carried over as wall time.
         began = time.time() - (time.perf_counter() - start)
         env = {**os.environ, **dict.fromkeys(_ONE_THREAD, "1")}  # its numpy on its own core
+        # this process's import path, as multiprocessing gives its children: archlang may
+        # have been found through sys.path set at run time, not through the environment
+        env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
         self.process = subprocess.Popen(
             [sys.executable, "-c", WORKER_CODE.format(in_read, back_write)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
