@@ -829,7 +829,6 @@ class BoxSearch:
             bound = max(bound, best)
         return Outcome(status, best_point, best, bound, nodes, seconds_used)
 
-
     def adopt(self, out: Outcome, points: list[Point]) -> Outcome:
         """`out` with the best of `points` (found elsewhere after the search ended) as its
         answer when feasible and better; the bound is at least the answer."""
@@ -865,7 +864,7 @@ class DualSolver:
     def _lp(self, cost, rows, lower, upper, col_lower, col_upper):
         import highspy
 
-        from archlang.solvers.milp.lin import new_highs, use_threads
+        from archlang.solvers.milp.lin import new_highs, run
 
         if DualSolver._highs is None:
             DualSolver._highs = new_highs()
@@ -879,8 +878,7 @@ class DualSolver:
         for coefs, lo, hi in zip(rows, lower, upper):
             idx = np.flatnonzero(coefs).astype(np.int32)
             h.addRow(lo, hi, len(idx), idx, coefs[idx])
-        use_threads(1)
-        h.run()
+        run(h)
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         sol = h.getSolution()

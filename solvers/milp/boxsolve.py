@@ -137,8 +137,9 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     outside what the box bound prices (then the HiGHS model of `deepmad.py` is used).
     `settings.threads >= 2`: the incumbent phases in a second process (module docstring)."""
     from archlang.solvers.milp.boxbb import BoxSearch, Outcome
+    from archlang.solvers.milp.conflicts import beyond_budgets
     from archlang.solvers.milp.heuristic import StageMoves
-    from archlang.solvers.milp.program import Solution, objective_of
+    from archlang.solvers.milp.program import objective_of
     from archlang.solvers.milp.staged import scores, tables
 
     start = time.perf_counter() if start is None else start
@@ -147,19 +148,14 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     boxes = BoxSearch(space, p, metric, sense, t)  # refuses what it does not price
     limit = settings.time_limit
 
-    def infeasible() -> Any:
-        from archlang.solvers.milp.deepmad import _conflicts
-
-        return Solution("infeasible", None, None, None, time.perf_counter() - start, None,
-                        formulation=BOXES_NAME, size={"boxes": 0},
-                        conflicts=_conflicts(space, p, "infeasible", settings, progress))
+    def infeasible() -> Any:  # proven at once: some budget is below every cost
+        out = Outcome("infeasible", None, None, -math.inf, 0, time.perf_counter() - start)
+        return _answer(space, p, boxes, out, check, start, settings, progress)
 
     # A cost (`minimize`) is searched in the units of a first point's cost, so it needs that
     # point before the box search starts: it keeps to one process.
     if settings.threads >= 2 and sense == "maximize":
-        from archlang.solvers.milp.conflicts import beyond_budgets
-
-        if beyond_budgets(space, p, t):  # proven at once: some budget is below every cost
+        if beyond_budgets(space, p, t):
             return infeasible()
         worker = _Worker(space, p, limit, start, progress)
         try:
@@ -188,9 +184,7 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                                              scale=max(1.0, scores(p, incumbent)[metric]))
     if rank[0] != 0.0:
         incumbent = None
-        from archlang.solvers.milp.conflicts import beyond_budgets
-
-        if beyond_budgets(space, p, t):  # proven at once: some budget is below every cost
+        if beyond_budgets(space, p, t):
             return infeasible()
     else:
         try:

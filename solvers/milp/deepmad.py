@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from archlang.ir import space as S
-from archlang.solvers.milp.lin import INF, Lin, Model, lsum, use_threads
+from archlang.solvers.milp.lin import INF, Lin, Model, lsum, run
 from archlang.solvers.milp.staged import (
     Point,
     Staged,
@@ -491,8 +491,7 @@ def solve_staged(space: S.Space, settings: Any, check: Any,
     h.setOptionValue("time_limit",
                      max(0.5, settings.time_limit - (time.perf_counter() - start)))
     _interrupt_at(h, start + settings.time_limit + 0.5)
-    use_threads(settings.threads)
-    h.run()
+    run(h)
     seconds = time.perf_counter() - start
     status = _STATUS.get(h.getModelStatus().name, h.getModelStatus().name)
     info = h.getInfo()
@@ -565,8 +564,7 @@ def _complete(h: Any, sm: StagedModel, point: Point, seconds: float) -> np.ndarr
     h.changeColsBounds(len(idx), idx, values, values)
     h.setOptionValue("presolve", "on")
     h.setOptionValue("time_limit", seconds)
-    use_threads(h.getOptionValue("threads")[1])
-    h.run()
+    run(h)
     full = np.array(h.getSolution().col_value) if h.getInfo().primal_solution_status == 2 \
         else None
     h.changeColsBounds(len(idx), idx, lower, upper)

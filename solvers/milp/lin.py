@@ -106,6 +106,12 @@ def use_threads(threads: int) -> None:
         _POOL_THREADS = threads
 
 
+def run(h: Any) -> None:
+    """`h.run()` with HiGHS's thread pool sized to `h`'s own `threads` option."""
+    use_threads(h.getOptionValue("threads")[1])
+    h.run()
+
+
 class Model:
     """Columns and rows, passed to a `highspy.Highs` in one go."""
 
