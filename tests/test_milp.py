@@ -509,6 +509,64 @@ def _box_around(boxes, point, width_steps, depth_steps):
     return Box(tuple(lo), tuple(hi))
 
 
+def test_box_bound_per_total_depth_is_above_every_point_of_that_total():
+    """`relax_totals` splits a box's bound by total depth (the sum of the stage depths): for
+    random multipliers each total's bound is at least the Lagrangian of every sampled point of
+    the box with that total, its relaxed point has that total, the box's bound is the largest
+    of them, and a box narrowed to one total keeps that total's bound alone."""
+    import numpy as np
+
+    from archlang.solvers.milp.boxbb import BoxSearch, _slot
+    from archlang.solvers.milp.staged import tables
+
+    space, p = _deepmad_r18()
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    rng = np.random.default_rng(7)
+    for centre in _random_points(p, 3, 11):
+        box = _box_around(boxes, centre, 3, 2)
+        duals = rng.uniform(0, 3000, boxes.nduals)
+        found = boxes.relax_totals(box, duals)
+        by_total = dict(zip(found.totals.tolist(), found.values.tolist()))
+        assert len(by_total) > 1
+        assert max(by_total.values()) == pytest.approx(boxes.relax(box, duals).bound, rel=1e-12)
+        for g, total in enumerate(found.totals.tolist()):
+            assert sum(d for d, *_ in found.at(g).point[1]) == total
+        for _ in range(200):
+            pick = [int(rng.integers(a, b + 1)) for a, b in zip(box.lo, box.hi)]
+            stages = tuple((st.depths[pick[_slot(i, 0)]], st.widths[pick[_slot(i, 1)]],
+                            st.bottlenecks[pick[_slot(i, 2)]], st.kernels[pick[_slot(i, 3)]])
+                           for i, st in enumerate(p.stages))
+            point = (p.stems[pick[0]], stages)
+            lagrangian = _lagrangian(boxes, point, duals)
+            assert by_total[sum(d for d, *_ in stages)] >= lagrangian - 1e-9 * abs(lagrangian)
+        total = sorted(by_total)[len(by_total) // 2]
+        one = boxes.propagate(boxes._with_totals(box, (total, total)))
+        narrowed = boxes.relax_totals(one, duals)
+        assert narrowed.totals.tolist() == [total]
+        assert narrowed.values[0] == pytest.approx(by_total[total], rel=1e-12)
+
+
+def test_box_bound_of_a_point_with_fewer_stages_than_the_depth_penalty_covers():
+    """The depth penalty covers the last three stages; on a two-stage space it covers both,
+    once each: a one-point box's bound with zero multipliers is the point's score."""
+    import numpy as np
+
+    from archlang.solvers.milp.boxbb import Box, BoxSearch
+    from archlang.solvers.milp.staged import recognise, scores, tables
+
+    space = staged_space((2, 2), "require params <= 6500\n maximize entropy_score")
+    p = recognise(space)
+    assert p.penalty_stages == 3 and len(p.stages) == 2
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    for stem, stages in _random_points(p, 6, 3):
+        lo = [p.stems.index(stem)]
+        for st, (d, w, b, k) in zip(p.stages, stages):
+            lo += [st.depths.index(d), st.widths.index(w), st.bottlenecks.index(b),
+                   st.kernels.index(k)]
+        r = boxes.relax(Box(tuple(lo), tuple(lo)), np.zeros(boxes.nduals))
+        assert r.bound == pytest.approx(scores(p, (stem, stages))["entropy_score"], rel=1e-12)
+
+
 @pytest.mark.parametrize("head", [False, True])  # a classifier after the stages
 def test_chain_bound_is_exact_at_a_point_and_above_every_point_of_a_box(head):
     """The width-exact bound (`chainbound.py`): a one-point box with zero multipliers gives
