@@ -56,6 +56,7 @@ from archlang.solvers.milp.staged import (
 from archlang.solvers.milp.terms import Unsupported
 
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
+TRUST = 0.25
 REPRICE, REPRICE_STEPS = 0.01, 8  # boxes within 1% of the incumbent get 8 more steps
 RHO_SCALE = 100.0
 CHAIN_WORK = 300_000  # table entries above which a box is bounded stage by stage
@@ -599,10 +600,14 @@ class BoxSearch:
         cands = [np.clip(j - 1, lo3, hi3), np.clip(j, lo3, hi3)]
         ks = np.arange(kl, kh + 1)[None, :, None]
         best, best_row, best_k = None, None, None
-        for cand in cands:
+        rows = tab.row_of[wi[:, None, None], cands[0]]
+        A, B = pr.linear(tab, rows, np.broadcast_to(ks, rows.shape))
+        first = A + (d - 1) * B
+        # the second candidate's value differs from the first's only in the b terms
+        b0, b1 = tab.bottlenecks[cands[0]], tab.bottlenecks[cands[1]]
+        second = first + x * np.log(b1 / b0) - y * (b1 - b0) - z * (b1 * b1 - b0 * b0)
+        for cand, vals in zip(cands, (first, second)):
             rows = tab.row_of[wi[:, None, None], cand]
-            A, B = pr.linear(tab, rows, np.broadcast_to(ks, rows.shape))
-            vals = A + (d - 1) * B
             flat = vals.reshape(-1, vals.shape[2])  # (width x kernel, depth)
             arg = np.argmax(flat, axis=0)
             v = flat[arg, np.arange(flat.shape[1])]
@@ -764,8 +769,8 @@ class BoxSearch:
         return (b.macs is not None and macs > b.macs) or \
             (b.params is not None and params > b.params)
 
-    def bound(self, box: Box, duals: Duals, target: float,
-              iterations: int) -> tuple[Relaxed | None, Duals]:
+    def bound(self, box: Box, duals: Duals, target: float, iterations: int,
+              trust: float = math.inf) -> tuple[Relaxed | None, Duals]:
         """The least bound over a few bundle steps, total depth by total depth. Each step's
         relaxation bounds every total of the box at once (`relax_totals`), so each total
         keeps the least bound of any step; the next step's multipliers are chosen for the
@@ -811,7 +816,8 @@ class BoxSearch:
                 if starts[top] is not pi:
                     pi = starts[top]
                     continue
-            model = solvers[top].model_min()
+            near = best[top][1]
+            model = solvers[top].model_min(near, trust * max(float(near.max()), 1.0))
             if model is None:
                 break
             low, high = model[0], best[top][0]
@@ -937,7 +943,7 @@ class BoxSearch:
                 if nodes == 1:
                     self.root_duals = duals
                 if r is not None and target() < r.bound <= target() + REPRICE * abs(target()):
-                    r, duals = self.bound(node.box, duals, target(), REPRICE_STEPS)
+                    r, duals = self.bound(node.box, duals, target(), REPRICE_STEPS, TRUST)
                 if r is None:
                     continue
                 if self.feasible(r.point):
@@ -1042,16 +1048,21 @@ class DualSolver:
         sol = h.getSolution()
         return np.array(sol.col_value), h.getInfo().objective_function_value
 
-    def model_min(self) -> tuple[float, np.ndarray] | None:
-        """min theta s.t. theta >= value_s + grad_s (x - at_s), 0 <= x <= upper."""
+    def model_min(self, near: np.ndarray | None = None,
+                  radius: float = math.inf) -> tuple[float, np.ndarray] | None:
+        """min theta s.t. theta >= value_s + grad_s (x - at_s), 0 <= x <= upper, and within
+        `radius` of `near` (max-norm) when given."""
         n = self.n
         rows, lower, upper = [], [], []
         for value, grad, at in self.cuts:  # theta - grad x >= value - grad at
             rows.append(np.concatenate([[1.0], -grad]))
             lower.append(value - grad @ at)
             upper.append(math.inf)
-        out = self._lp([1.0] + [0.0] * n, rows, lower, upper, [-math.inf] + [0.0] * n,
-                       [math.inf] + [self.upper] * n)
+        lo, hi = np.zeros(n), np.full(n, self.upper)
+        if near is not None:
+            lo, hi = np.maximum(lo, near - radius), np.minimum(hi, near + radius)
+        out = self._lp([1.0] + [0.0] * n, rows, lower, upper, [-math.inf] + lo.tolist(),
+                       [math.inf] + hi.tolist())
         if out is None:
             return None
         x, obj = out
