@@ -56,6 +56,9 @@ from archlang.solvers.milp.staged import (
 from archlang.solvers.milp.terms import Unsupported
 
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
+# Re-pricing steps stay within this share of the multipliers' size of the best ones: without
+# it the level bundle's first steps jump to the edge of the multiplier box, and a top box's
+# bound took 16 steps to fall where it takes 8 with it (R18).
 TRUST = 0.25
 REPRICE, REPRICE_STEPS = 0.01, 8  # boxes within 1% of the incumbent get 8 more steps
 RHO_SCALE = 100.0
@@ -281,6 +284,7 @@ class BoxSearch:
         self.tables = stage_tables(p, tables)
         self.chains = tables.chains  # per stage: (previous width, width) table, or None
         n = len(p.stages)
+        self._total_slot = 1 + 4 * n  # where a box's total depth interval is
         self.penalised = list(range(max(0, n - p.penalty_stages), n)) if p.penalty_stages else \
             list(range(n))
         if (self.beta or self.floor_beta) and len(self.penalised) > 3:
@@ -339,7 +343,7 @@ class BoxSearch:
 
     def total_depths(self, box: Box) -> tuple[int, int] | None:
         """The box's interval of total depths (the sum of the stage depths), if it has one."""
-        at = 1 + 4 * len(self.p.stages)
+        at = self._total_slot
         return (box.lo[at], box.hi[at]) if len(box.lo) > at else None
 
     def _depths_fixed(self, box: Box) -> bool:
@@ -348,10 +352,12 @@ class BoxSearch:
     def bound_of(self, box: Box, duals: np.ndarray) -> Relaxed | None:
         """The box's bound at `duals`: exact in the widths (`ChainBound`) where that is
         cheap enough, else stage by stage (`relax`)."""
-        if self.chain is not None and self._depths_fixed(box) and \
-                self.chain.work(box) <= CHAIN_WORK:
-            return self.chain.relax(box, duals)
-        return self.relax(box, duals)
+        return self.chain.relax(box, duals) if self._chained(box) else self.relax(box, duals)
+
+    def _chained(self, box: Box) -> bool:
+        """Whether `bound_of` bounds the box exactly in the widths (`ChainBound`)."""
+        return self.chain is not None and self._depths_fixed(box) and \
+            self.chain.work(box) <= CHAIN_WORK
 
     # ------------------------------------------------------------ widths of a box
     def _width_values(self, box: Box, t: int) -> np.ndarray:
@@ -717,8 +723,7 @@ class BoxSearch:
     def _propagate_total(self, lo: list[int], hi: list[int]) -> bool:
         """Narrow (in place) the stage depths and the total depth to the values the others'
         intervals allow; False if one empties."""
-        stages = self.p.stages
-        at = 1 + 4 * len(stages)
+        stages, at = self.p.stages, self._total_slot
         for _ in range(2):
             least = [st.depths[lo[_slot(t, 0)]] for t, st in enumerate(stages)]
             most = [st.depths[hi[_slot(t, 0)]] for t, st in enumerate(stages)]
@@ -773,15 +778,19 @@ class BoxSearch:
               trust: float = math.inf) -> tuple[Relaxed | None, Duals]:
         """The least bound over a few bundle steps, total depth by total depth. Each step's
         relaxation bounds every total of the box at once (`relax_totals`), so each total
-        keeps the least bound of any step; the next step's multipliers are chosen for the
-        total whose bound is largest, from the multipliers the box's parent found for that
-        total or a bundle step. A total is done once its bound is below `target`; the box's
-        bound is the largest total's.
+        keeps the least bound of any step, and the box's bound is the largest total's: never
+        above the least bound of any one step. The steps are a level bundle for the box as a
+        whole until its model says that bound will not fall; then each step is aimed at the
+        total whose bound is largest (from the multipliers the box's parent found for that
+        total, then bundle steps for that total alone). A total is done once its bound is
+        below `target`, and is left out of the box's children.
 
         One set of multipliers for the whole box prices a mix of a deeper point over the
         budgets and a shallower one under them, and sits between them: one more block is
         worth about 2 % of the entropy on R18, as much as the gap. Per total the mix is
-        gone; on R18's top boxes the bound fell from +1.8 % to +0.4 % of the answer.
+        gone: on R18's top boxes, converged, the bound fell from +1.8 % to +0.4 % of the
+        answer. Aiming every step at one total from the first did not pay in the search
+        (docs/deepmad.md, "Bounds by total depth").
 
         `duals`: the multipliers to start from, one array or a dict by total (key None:
         the parent's that bounded the whole box best). Returns the box's bound and relaxed point (of
@@ -793,12 +802,15 @@ class BoxSearch:
         solvers: dict[int, DualSolver] = {}
         tried: set[int] = set()
         whole = (math.inf, pi)  # the multipliers whose largest total's bound is least
+        whole_solver, per_total = DualSolver(self.nduals), False
         for step in range(iterations):
             found = self._bound_totals(box, pi)
             if found is None:
                 return None, starts
-            if float(found.values.max()) < whole[0]:
-                whole = (float(found.values.max()), pi)
+            top_value = float(found.values.max())
+            if top_value < whole[0]:
+                whole = (top_value, pi)
+            whole_solver.add(top_value, found.best().grad, pi)
             alive = []
             for g, (total, value) in enumerate(zip(found.totals.tolist(),
                                                    found.values.tolist())):
@@ -810,22 +822,21 @@ class BoxSearch:
                         value, found.at(g).grad, pi)
             if not alive:
                 break
+            if not per_total:  # a step for the box as a whole while that still pays
+                nxt = self._next_duals(whole_solver, whole[0], whole[1], trust)
+                if nxt is not None:
+                    pi = nxt
+                    continue
+                per_total = True
             top = max(alive, key=lambda total: best[total][0])
             if top in starts and top not in tried:
                 tried.add(top)
                 if starts[top] is not pi:
                     pi = starts[top]
                     continue
-            near = best[top][1]
-            model = solvers[top].model_min(near, trust * max(float(near.max()), 1.0))
-            if model is None:
-                break
-            low, high = model[0], best[top][0]
-            if high - low <= 1e-5 * abs(high):
-                break  # the largest total's bound will not fall: nor will the box's
-            nxt = solvers[top].next_point(best[top][1], low + 0.3 * (high - low))
+            nxt = self._next_duals(solvers[top], best[top][0], best[top][1], trust)
             if nxt is None:
-                break
+                break  # the largest total's bound will not fall: nor will the box's
             pi = nxt
         top = max(best, key=lambda total: best[total][0])
         value, pi, found, g = best[top]
@@ -838,19 +849,27 @@ class BoxSearch:
             r.totals = (min(alive), max(alive))
         return r, {None: whole[1], **{total: best[total][1] for total in alive}}
 
+    @staticmethod
+    def _next_duals(solver: DualSolver, high: float, near: np.ndarray,
+                    trust: float) -> np.ndarray | None:
+        """A level bundle step from the best multipliers `near` (whose bound is `high`),
+        within `trust` times their size; None once the model says the bound will not fall."""
+        model = solver.model_min(near, trust * max(float(near.max()), 1.0))
+        if model is None or high - model[0] <= 1e-5 * abs(high):
+            return None
+        return solver.next_point(near, model[0] + 0.3 * (high - model[0]))
+
     def _bound_totals(self, box: Box, duals: np.ndarray) -> _Totals | None:
         """`bound_of` split by total depth where the stage-by-stage bound is used without
         an entropy floor; else one entry (its total -1: not split)."""
-        if self.budgets.floor is None and not (
-                self.chain is not None and self._depths_fixed(box)
-                and self.chain.work(box) <= CHAIN_WORK):
+        if self.budgets.floor is None and not self._chained(box):
             return self.relax_totals(box, duals)
         r = self.bound_of(box, duals)
         return None if r is None else _Totals(np.array([-1]), np.array([r.bound]),
                                                lambda i: r)
 
     def _with_totals(self, box: Box, totals: tuple[int, int]) -> Box:
-        at = 1 + 4 * len(self.p.stages)
+        at = self._total_slot
         lo, hi = list(box.lo), list(box.hi)
         lo[at], hi[at] = max(lo[at], totals[0]), min(hi[at], totals[1])
         return Box(tuple(lo), tuple(hi))
