@@ -810,7 +810,8 @@ class BoxSearch:
             top_value = float(found.values.max())
             if top_value < whole[0]:
                 whole = (top_value, pi)
-            whole_solver.add(top_value, found.best().grad, pi)
+            if step < iterations - 1:  # a cut only where another step may follow
+                whole_solver.add(top_value, found.best().grad, pi)
             alive = []
             for g, (total, value) in enumerate(zip(found.totals.tolist(),
                                                    found.values.tolist())):
