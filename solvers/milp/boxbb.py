@@ -223,6 +223,40 @@ class _Totals:
         return self.at(int(np.argmax(self.values)))
 
 
+@dataclass(frozen=True)
+class _Block:
+    """The depth grid of the stages the depth penalty covers, reduced for the bound by total
+    depth. Their own values (per-stage values less the penalty, `q` over their grid) are
+    maxed over the cells with the same sums per group of stages (`inner_*`, giving the
+    `merged_shape` grid); then, on the outer grid (the cumulative depth before them, then
+    the groups' sums), the effectiveness `cuts` (the block stage ending the group, g over the
+    outer grid) are subtracted and the cells maxed per total depth (`order`, `starts`,
+    `totals`). R18: 8,000 cells of its own, 18,000 outer, against 184,000 unreduced."""
+
+    q: np.ndarray
+    inner_order: np.ndarray
+    inner_starts: np.ndarray
+    merged_shape: tuple[int, ...]
+    cuts: list[tuple[int, np.ndarray]]
+    order: np.ndarray
+    starts: np.ndarray
+    totals: np.ndarray
+
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An order that sorts `keys`, where each key's run starts in it, and the keys."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    return order, starts, ranked[starts]
+
+
+def _argmax_in_run(ranked: np.ndarray, order: np.ndarray, starts: np.ndarray, run: int) -> int:
+    """The cell (index before `order` sorted it) of the largest value in one run."""
+    stop = starts[run + 1] if run + 1 < len(starts) else len(ranked)
+    return int(order[starts[run] + int(np.argmax(ranked[starts[run]: stop]))])
+
+
 @dataclass
 class _Prices:
     """What a stage's value depends on in one relaxation: the coefficient of its log-widths
@@ -476,21 +510,21 @@ class BoxSearch:
         # ---- the best value per total depth (the sum of the stage depths), each a bound on
         # the box's points of that total
         if block:
-            penalty, cuts, groups = self._block_tables(
-                len(F), tuple(per_depth[t][0] for t in block),
-                tuple(t + 1 in cut_at for t in block))
-            shape = (len(F),) + tuple(len(per_depth[t][0]) for t in block)
-            value = F.reshape((-1,) + (1,) * len(block)) - beta * penalty
-            for axis, t in enumerate(block, 1):
-                view = [1] * len(shape)
+            blk = self._block_tables(len(F), tuple(per_depth[t][0] for t in block),
+                                     tuple(t + 1 in cut_at for t in block))
+            own = -beta * blk.q
+            for axis, t in enumerate(block):
+                view = [1] * len(block)
                 view[axis] = -1
-                value = value + per_depth[t][1].reshape(view)
-            for t, g in zip(block, cuts):
-                if g is not None:
-                    value = value - nu[cut_at[t + 1]] * g
-            order, starts, totals = groups
-            ranked = np.ascontiguousarray(np.broadcast_to(value, shape)).ravel()[order]
-            values = np.maximum.reduceat(ranked, starts)
+                own = own + per_depth[t][1].reshape(view)
+            # the best of the block's own values for each combination of its groups' sums
+            inner = own.ravel()[blk.inner_order]
+            merged = np.maximum.reduceat(inner, blk.inner_starts).reshape(blk.merged_shape)
+            value = F.reshape((-1,) + (1,) * len(blk.merged_shape)) + merged
+            for end, g in blk.cuts:
+                value = value - nu[cut_at[block[end] + 1]] * g
+            ranked = value.ravel()[blk.order]
+            totals, values = blk.totals, np.maximum.reduceat(ranked, blk.starts)
         else:
             totals, values = np.arange(len(F)), F
         keep = np.isfinite(values)
@@ -504,11 +538,11 @@ class BoxSearch:
             """The relaxed point of the total `totals[g]`, its bound and subgradient."""
             chosen_q = [0] * nst
             if block:
-                stop = starts[g + 1] if g + 1 < len(starts) else len(ranked)
-                flat = int(order[starts[g] + int(np.argmax(ranked[starts[g]: stop]))])
-                idx = np.unravel_index(flat, shape)
-                D_end = int(idx[0])
-                for t, ix in zip(block, idx[1:]):
+                cell = _argmax_in_run(ranked, blk.order, blk.starts, g)
+                D_end, merged_cell = divmod(cell, merged.size)
+                own_cell = _argmax_in_run(inner, blk.inner_order, blk.inner_starts,
+                                          merged_cell)
+                for t, ix in zip(block, np.unravel_index(own_cell, own.shape)):
                     chosen_q[t] = int(ix)
             else:
                 D_end = int(totals[g])
@@ -630,38 +664,52 @@ class BoxSearch:
         return tab.depths[dl: dh + 1], best, best_row, best_k
 
     def _block_tables(self, n_before: int, depths: tuple[np.ndarray, ...],
-                      cut: tuple[bool, ...]):
-        """For the penalised stages' depths (and the cumulative depth D before them): the
-        depth penalty Q, g(1 + 3 D_j) at each scale end among them, as broadcastable grids,
-        and the grid's cells grouped by total depth. They depend on the depth ranges only, so
-        they are cached."""
+                      cut: tuple[bool, ...]) -> _Block:
+        """The penalised stages' depth grid and its reduction (`_Block`). It depends on the
+        depth ranges only, so it is cached."""
         key = (n_before, tuple((float(d[0]), len(d)) for d in depths), cut)
         hit = self._block_cache.get(key)
         if hit is not None:
             return hit
-        axes = len(depths) + 1
+        # Stages merge into groups that end where a scale end's effectiveness is priced (or
+        # at the last stage): within a group only the sum of the depths matters outside it.
+        groups: list[list[int]] = [[]]
+        for i, at in enumerate(cut):
+            groups[-1].append(i)
+            if at and i < len(cut) - 1:
+                groups.append([])
+        axes = len(depths)
         grids = []
-        for axis, d in enumerate(depths, 1):
+        for axis, d in enumerate(depths):
             view = [1] * axes
             view[axis] = -1
             grids.append(d.reshape(view))
-        mean = sum(grids) / len(grids)
-        q = np.exp(np.sqrt(sum((g - mean) ** 2 for g in grids) / len(grids)))
-        cum = np.arange(n_before, dtype=np.float64).reshape([-1] + [1] * len(depths))
+        shape = tuple(len(d) for d in depths)
+        mean = sum(grids) / axes
+        q = np.exp(np.sqrt(sum((g - mean) ** 2 for g in grids) / axes))
+        sums, keys = [], []
+        for group in groups:
+            total = np.broadcast_to(sum(grids[i] for i in group), shape).ravel()
+            values, index = np.unique(total, return_inverse=True)
+            sums.append(values)
+            keys.append(index.ravel())
+        merged_shape = tuple(len(v) for v in sums)
+        inner_order, inner_starts, _ = _runs(np.ravel_multi_index(keys, merged_shape))
+        # the outer grid: the cumulative depth before the block, then each group's sum
+        cum = np.arange(n_before, dtype=np.float64).reshape([-1] + [1] * len(groups))
         cuts = []
-        for g, at in zip(grids, cut):
-            cum = cum + g
-            cuts.append(self._g_vec(1 + 3 * cum) if at else None)
-        # the grid's cells grouped by total depth: an order that sorts them, where each
-        # total's run starts, and the totals
-        shape = (n_before,) + tuple(len(d) for d in depths)
-        flat_totals = np.broadcast_to(cum, shape).ravel().astype(np.int64)
-        order = np.argsort(flat_totals, kind="stable")
-        ranked = flat_totals[order]
-        starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+        for axis, (group, values) in enumerate(zip(groups, sums), 1):
+            view = [1] * (len(groups) + 1)
+            view[axis] = -1
+            cum = cum + values.reshape(view)
+            if cut[group[-1]]:
+                cuts.append((group[-1], self._g_vec(1 + 3 * cum)))
+        outer = np.broadcast_to(cum, (n_before,) + merged_shape).ravel().astype(np.int64)
+        order, starts, totals = _runs(outer)
         if len(self._block_cache) > 4096:
             self._block_cache.clear()
-        self._block_cache[key] = (q, cuts, (order, starts, ranked[starts]))
+        self._block_cache[key] = _Block(q, inner_order, inner_starts, merged_shape, cuts,
+                                        order, starts, totals)
         return self._block_cache[key]
 
     def _g_vec(self, n: np.ndarray) -> np.ndarray:
