@@ -62,6 +62,7 @@ ROOT_STEPS = 40  # bundle steps at the first box (its children start from its mu
 TRUST = 0.25
 REPRICE, REPRICE_STEPS = 0.01, 8  # boxes within 1% of the incumbent get 8 more steps
 RHO_SCALE = 100.0
+STAGE_CACHE = 50_000  # stage results kept (`_stage`): a few kB each
 CHAIN_WORK = 300_000  # table entries above which a box is bounded stage by stage
 # Which interval to bisect: weight x spread (depths: their range; the others: log-range); a
 # width's weight grows with the alpha of the scale end it owns. Widths first: on R18 (30 s,
@@ -205,6 +206,9 @@ class Relaxed:
     point: Point
     totals: tuple[int, int] | None = None  # the totals whose bounds are above the target
     closed: float = -math.inf  # the largest bound of the totals below it
+    # the point breaks a requirement for sure (its constraint values here are lower bounds of
+    # its costs and exact in its logs), so it need not be scored
+    infeasible: bool = False
 
 
 Duals = np.ndarray | dict  # one set of multipliers, or a set per total depth (see `bound`)
@@ -338,6 +342,9 @@ class BoxSearch:
 
         self._rank = ranker(space, p, metric, sense)
         self._block_cache: dict = {}
+        self._stage_cache: dict = {}
+        self._least_cache: dict = {}
+        self._pair_cache: dict = {}
         self.root_duals: np.ndarray | None = None
         from archlang.solvers.milp.chainbound import ChainBound
 
@@ -479,8 +486,7 @@ class BoxSearch:
                        for j in range(len(ends)) if owner[j] == t]
             prices = _Prices(coef(t, True), own_phi, coef(t + 1, False) if t + 1 < nst else 0.0,
                              self.log0, lam, mu, self._width_values(box, t - 1)[0])
-            found = (self._stage_analytic if tab.contiguous else self._stage_dense)(
-                t, tab, box, prices)
+            found = self._stage(t, tab, box, prices)
             if found is None:
                 return None
             per_depth.append(found)
@@ -495,14 +501,13 @@ class BoxSearch:
         for t in range(first):
             depths, best, *_ = per_depth[t]
             di = depths.astype(np.int64)
-            G = np.full(len(F) + int(di[-1]), -np.inf)
-            back = np.full(len(G), -1)
-            for q, d in enumerate(di):
-                cand = F + best[q]
-                better = cand > G[d: d + len(F)]
-                G[d: d + len(F)][better] = cand[better]
-                back[d: d + len(F)][better] = q
-            F = G
+            # each depth q shifts F by its value: one row per depth, maxed per column
+            grid = np.full((len(di), len(F) + int(di[-1])), -np.inf)
+            np.put_along_axis(grid, di[:, None] + np.arange(len(F))[None, :],
+                              F[None, :] + best[:, None], axis=1)
+            back = np.argmax(grid, axis=0)
+            F = grid[back, np.arange(grid.shape[1])]
+            back[np.isneginf(F)] = -1
             backs.append(back)
             if t + 1 in cut_at:
                 D = np.arange(len(F))
@@ -555,6 +560,23 @@ class BoxSearch:
 
         return _Totals(totals[kept], values[kept] + total, lambda i: at(int(kept[i])))
 
+    def _stage(self, t: int, tab: StageTable, box: Box, prices: _Prices):
+        """Stage t's best value per depth (`_stage_analytic` or `_stage_dense`), cached: a
+        box's children are priced with its multipliers, and a split changes one stage's
+        interval (and the prices of the stages its width reaches), so most stages of a child
+        repeat its parent's."""
+        s = _slot(t, 0)
+        key = (t, box.lo[s: s + 4], box.hi[s: s + 4], prices.other, tuple(prices.own),
+               prices.nxt, prices.lam, prices.mu, prices.c)
+        if key in self._stage_cache:
+            return self._stage_cache[key]
+        found = (self._stage_analytic if tab.contiguous else self._stage_dense)(
+            t, tab, box, prices)
+        if len(self._stage_cache) >= STAGE_CACHE:
+            self._stage_cache.clear()
+        self._stage_cache[key] = found
+        return found
+
     def _relaxed_point(self, box: Box, stem: int, per_depth: list, chosen_q: list[int],
                        bound: float) -> Relaxed:
         """The relaxation's point given its choice per stage, and its constraint values (the
@@ -589,7 +611,9 @@ class BoxSearch:
         for r, j in enumerate(self.rho_ends):
             n = 1 + 3 * cum[ends[j][0] - 1]
             grad[2 + r] = (logs_to[j] - self._g(n)) / RHO_SCALE
-        return Relaxed(bound, grad, (stem, tuple(stages)))
+        rows = 2 + len(self.rho_ends)
+        return Relaxed(bound, grad, (stem, tuple(stages)),
+                       infeasible=bool(np.any(grad[:rows] < -1e-9)))
 
     def _stage_dense(self, t: int, tab: StageTable, box: Box, pr: _Prices):
         """Best value per depth over every (pair, kernel) of the box: one table max."""
@@ -754,19 +778,37 @@ class BoxSearch:
         if self.total_depths(box) is not None and not self._propagate_total(lo, hi):
             return None
         for _ in range(2):
+            before = (lo[:], hi[:])
             for t, chain in enumerate(self.chains):
                 if chain is None:
                     continue
                 a = 0 if t == 0 else _slot(t - 1, 1)
                 b = _slot(t, 1)
-                sub = chain[lo[a]: hi[a] + 1, lo[b]: hi[b] + 1]
-                cur = np.flatnonzero(sub.any(axis=0))
-                prev = np.flatnonzero(sub.any(axis=1))
-                if cur.size == 0 or prev.size == 0:
+                narrowed = self._narrow_pair(t, chain, lo[a], hi[a], lo[b], hi[b])
+                if narrowed is None:
                     return None
-                lo[b], hi[b] = lo[b] + int(cur[0]), lo[b] + int(cur[-1])
-                lo[a], hi[a] = lo[a] + int(prev[0]), lo[a] + int(prev[-1])
+                lo[a], hi[a], lo[b], hi[b] = narrowed
+            if (lo, hi) == before:
+                break
         return Box(tuple(lo), tuple(hi))
+
+    def _narrow_pair(self, t: int, chain: np.ndarray, lo_a: int, hi_a: int, lo_b: int,
+                     hi_b: int) -> tuple[int, int, int, int] | None:
+        """The intervals of stage t's previous width (a) and its width (b) narrowed to the
+        values some value of the other allows; None if none. Cached: children repeat their
+        parent's pairs but one."""
+        key = (t, lo_a, hi_a, lo_b, hi_b)
+        if key in self._pair_cache:
+            return self._pair_cache[key]
+        sub = chain[lo_a: hi_a + 1, lo_b: hi_b + 1]
+        cur = np.flatnonzero(sub.any(axis=0))
+        prev = np.flatnonzero(sub.any(axis=1))
+        out = None if cur.size == 0 or prev.size == 0 else (
+            lo_a + int(prev[0]), lo_a + int(prev[-1]), lo_b + int(cur[0]), lo_b + int(cur[-1]))
+        if len(self._pair_cache) >= STAGE_CACHE:
+            self._pair_cache.clear()
+        self._pair_cache[key] = out
+        return out
 
     def _propagate_total(self, lo: list[int], hi: list[int]) -> bool:
         """Narrow (in place) the stage depths and the total depth to the values the others'
@@ -799,28 +841,44 @@ class BoxSearch:
         macs = p.stem_res ** 2 * self.stem_k2 * s
         params = (self.stem_k2 + 2) * s
         for t, tab in enumerate(self.tables):
-            wi = np.arange(box.lo[_slot(t, 1)], box.hi[_slot(t, 1)] + 1)
-            if tab.contiguous:
-                b = np.maximum(tab.b_first[wi], box.lo[_slot(t, 2)])
-                ok = (tab.b_first[wi] >= 0) & (b <= np.minimum(tab.b_last[wi],
-                                                               box.hi[_slot(t, 2)]))
-                rows = tab.row_of[wi[ok], b[ok]]
-            else:
-                rows = np.flatnonzero((tab.wi >= wi[0]) & (tab.wi <= wi[-1])
-                                      & (tab.bi >= box.lo[_slot(t, 2)])
-                                      & (tab.bi <= box.hi[_slot(t, 2)]))
-            if rows.size == 0:
+            least = self._least_costs(t, tab, box, float(self._width_values(box, t - 1)[0]))
+            if least is None:
                 return True
-            k = box.lo[_slot(t, 3)]
-            d = tab.depths[box.lo[_slot(t, 0)]]
-            c = self._width_values(box, t - 1)[0]
-            macs += float(np.min(tab.m1[rows, k] + (d - 1) * tab.m2[rows, k]
-                                 + c * tab.gm[rows, k]))
-            params += float(np.min(tab.p1[rows, k] + (d - 1) * tab.p2[rows, k]
-                                   + c * tab.gp[rows, k]))
+            macs += least[0]
+            params += least[1]
         b = self.budgets
         return (b.macs is not None and macs > b.macs) or \
             (b.params is not None and params > b.params)
+
+    def _least_costs(self, t: int, tab: StageTable, box: Box,
+                     c: float) -> tuple[float, float] | None:
+        """Stage t's least MACs and parameters in the box after a width c; None if the
+        requirements allow no (width, bottleneck) pair there. Cached as `_stage` is."""
+        s = _slot(t, 0)
+        key = (t, box.lo[s: s + 4], box.hi[s: s + 4], c)
+        if key in self._least_cache:
+            return self._least_cache[key]
+        wi = np.arange(box.lo[_slot(t, 1)], box.hi[_slot(t, 1)] + 1)
+        if tab.contiguous:
+            b = np.maximum(tab.b_first[wi], box.lo[_slot(t, 2)])
+            ok = (tab.b_first[wi] >= 0) & (b <= np.minimum(tab.b_last[wi], box.hi[_slot(t, 2)]))
+            rows = tab.row_of[wi[ok], b[ok]]
+        else:
+            rows = np.flatnonzero((tab.wi >= wi[0]) & (tab.wi <= wi[-1])
+                                  & (tab.bi >= box.lo[_slot(t, 2)])
+                                  & (tab.bi <= box.hi[_slot(t, 2)]))
+        least = None
+        if rows.size:
+            k = box.lo[_slot(t, 3)]
+            d = tab.depths[box.lo[_slot(t, 0)]]
+            least = (float(np.min(tab.m1[rows, k] + (d - 1) * tab.m2[rows, k]
+                                  + c * tab.gm[rows, k])),
+                     float(np.min(tab.p1[rows, k] + (d - 1) * tab.p2[rows, k]
+                                  + c * tab.gp[rows, k])))
+        if len(self._least_cache) >= STAGE_CACHE:
+            self._least_cache.clear()
+        self._least_cache[key] = least
+        return least
 
     def bound(self, box: Box, duals: Duals, target: float, iterations: int,
               trust: float = math.inf) -> tuple[Relaxed | None, Duals]:
@@ -1014,7 +1072,7 @@ class BoxSearch:
                     r, duals = self.bound(node.box, duals, target(), REPRICE_STEPS, TRUST)
                 if r is None:
                     continue
-                if self.feasible(r.point):
+                if not r.infeasible and self.feasible(r.point):
                     value = self.value(r.point)
                     if _better(value, best):
                         best, best_point = value, r.point
