@@ -61,7 +61,7 @@ ROOT_STEPS = 40  # bundle steps at the first box (its children start from its mu
 # (R18, widths held at an answer, 6 steps a box: proven in 2.4 s with it, 10.2 s without).
 TRUST = 0.25
 RHO_SCALE = 100.0
-STAGE_CACHE = 50_000  # stage results kept (`_stage`): a few kB each
+STAGE_CACHE = 50_000  # entries per cache of `_stage` and its kind (about 1 kB each)
 CHAIN_WORK = 300_000  # table entries above which a box is bounded stage by stage
 # Which interval to bisect: weight x spread (depths: their range; the others: log-range); a
 # width's weight grows with the alpha of the scale end it owns. Widths first: on R18 (30 s,
