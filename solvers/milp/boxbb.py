@@ -25,7 +25,9 @@ weighs the entropy wherever the multiplier-free search weighs it by 1 (used to e
 infeasibility, `conflicts.py`, and for `minimize macs` under `require entropy >= H`).
 
 Any multipliers give a valid upper bound; a level bundle method (`DualSolver`: cutting planes,
-each step a tiny LP) improves them per box, warm-started from the parent box. Boxes are
+each step a tiny LP) converges them at the first box, and each box starts from its parent's
+(the global search prices every later box once, there: splitting is what tightens it, and
+a child then repeats most of its parent's stage results, which are cached). Boxes are
 explored best bound first; a box whose bound is within the gap of the incumbent is closed, the
 others are bisected. The bound reported is the largest bound of the open and closed boxes,
 so the gap is proven; when no box is open the incumbent is optimal within the gap.
