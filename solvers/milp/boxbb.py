@@ -262,6 +262,23 @@ def _argmax_in_run(ranked: np.ndarray, order: np.ndarray, starts: np.ndarray, ru
     return int(order[starts[run] + int(np.argmax(ranked[starts[run]: stop]))])
 
 
+class _Memo(dict):
+    """Results by key, emptied when it holds `limit` of them (the search moves on through
+    the tree, so old entries are rarely asked for again)."""
+
+    def __init__(self, limit: int = STAGE_CACHE) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def get_or(self, key, compute: Callable[[], object]):
+        if key in self:
+            return self[key]
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = found = compute()
+        return found
+
+
 @dataclass
 class _Prices:
     """What a stage's value depends on in one relaxation: the coefficient of its log-widths
@@ -342,10 +359,8 @@ class BoxSearch:
         from archlang.solvers.milp.heuristic import ranker
 
         self._rank = ranker(space, p, metric, sense)
-        self._block_cache: dict = {}
-        self._stage_cache: dict = {}
-        self._least_cache: dict = {}
-        self._pair_cache: dict = {}
+        self._blocks, self._stages = _Memo(4096), _Memo()
+        self._least, self._pairs = _Memo(), _Memo()
         self.root_duals: np.ndarray | None = None
         from archlang.solvers.milp.chainbound import ChainBound
 
@@ -569,14 +584,8 @@ class BoxSearch:
         s = _slot(t, 0)
         key = (t, box.lo[s: s + 4], box.hi[s: s + 4], prices.other, tuple(prices.own),
                prices.nxt, prices.lam, prices.mu, prices.c)
-        if key in self._stage_cache:
-            return self._stage_cache[key]
-        found = (self._stage_analytic if tab.contiguous else self._stage_dense)(
-            t, tab, box, prices)
-        if len(self._stage_cache) >= STAGE_CACHE:
-            self._stage_cache.clear()
-        self._stage_cache[key] = found
-        return found
+        best = self._stage_analytic if tab.contiguous else self._stage_dense
+        return self._stages.get_or(key, lambda: best(t, tab, box, prices))
 
     def _relaxed_point(self, box: Box, stem: int, per_depth: list, chosen_q: list[int],
                        bound: float) -> Relaxed:
@@ -693,9 +702,10 @@ class BoxSearch:
         """The penalised stages' depth grid and its reduction (`_Block`). It depends on the
         depth ranges only, so it is cached."""
         key = (n_before, tuple((float(d[0]), len(d)) for d in depths), cut)
-        hit = self._block_cache.get(key)
-        if hit is not None:
-            return hit
+        return self._blocks.get_or(key, lambda: self._block(n_before, depths, cut))
+
+    def _block(self, n_before: int, depths: tuple[np.ndarray, ...],
+               cut: tuple[bool, ...]) -> _Block:
         # Stages merge into groups that end where a scale end's effectiveness is priced (or
         # at the last stage): within a group only the sum of the depths matters outside it.
         groups: list[list[int]] = [[]]
@@ -731,11 +741,7 @@ class BoxSearch:
                 cuts.append((group[-1], self._g_vec(1 + 3 * cum)))
         outer = np.broadcast_to(cum, (n_before,) + merged_shape).ravel().astype(np.int64)
         order, starts, totals = _runs(outer)
-        if len(self._block_cache) > 4096:
-            self._block_cache.clear()
-        self._block_cache[key] = _Block(q, inner_order, inner_starts, merged_shape, cuts,
-                                        order, starts, totals)
-        return self._block_cache[key]
+        return _Block(q, inner_order, inner_starts, merged_shape, cuts, order, starts, totals)
 
     def _g_vec(self, n: np.ndarray) -> np.ndarray:
         return n * np.log(n / self.budgets.rho)
@@ -798,18 +804,16 @@ class BoxSearch:
         """The intervals of stage t's previous width (a) and its width (b) narrowed to the
         values some value of the other allows; None if none. Cached: children repeat their
         parent's pairs but one."""
-        key = (t, lo_a, hi_a, lo_b, hi_b)
-        if key in self._pair_cache:
-            return self._pair_cache[key]
-        sub = chain[lo_a: hi_a + 1, lo_b: hi_b + 1]
-        cur = np.flatnonzero(sub.any(axis=0))
-        prev = np.flatnonzero(sub.any(axis=1))
-        out = None if cur.size == 0 or prev.size == 0 else (
-            lo_a + int(prev[0]), lo_a + int(prev[-1]), lo_b + int(cur[0]), lo_b + int(cur[-1]))
-        if len(self._pair_cache) >= STAGE_CACHE:
-            self._pair_cache.clear()
-        self._pair_cache[key] = out
-        return out
+        def narrowed() -> tuple[int, int, int, int] | None:
+            sub = chain[lo_a: hi_a + 1, lo_b: hi_b + 1]
+            cur = np.flatnonzero(sub.any(axis=0))
+            prev = np.flatnonzero(sub.any(axis=1))
+            if cur.size == 0 or prev.size == 0:
+                return None
+            return (lo_a + int(prev[0]), lo_a + int(prev[-1]), lo_b + int(cur[0]),
+                    lo_b + int(cur[-1]))
+
+        return self._pairs.get_or((t, lo_a, hi_a, lo_b, hi_b), narrowed)
 
     def _propagate_total(self, lo: list[int], hi: list[int]) -> bool:
         """Narrow (in place) the stage depths and the total depth to the values the others'
@@ -856,30 +860,9 @@ class BoxSearch:
         """Stage t's least MACs and parameters in the box after a width c; None if the
         requirements allow no (width, bottleneck) pair there. Cached as `_stage` is."""
         s = _slot(t, 0)
-        key = (t, box.lo[s: s + 4], box.hi[s: s + 4], c)
-        if key in self._least_cache:
-            return self._least_cache[key]
-        wi = np.arange(box.lo[_slot(t, 1)], box.hi[_slot(t, 1)] + 1)
-        if tab.contiguous:
-            b = np.maximum(tab.b_first[wi], box.lo[_slot(t, 2)])
-            ok = (tab.b_first[wi] >= 0) & (b <= np.minimum(tab.b_last[wi], box.hi[_slot(t, 2)]))
-            rows = tab.row_of[wi[ok], b[ok]]
-        else:
-            rows = np.flatnonzero((tab.wi >= wi[0]) & (tab.wi <= wi[-1])
-                                  & (tab.bi >= box.lo[_slot(t, 2)])
-                                  & (tab.bi <= box.hi[_slot(t, 2)]))
-        least = None
-        if rows.size:
-            k = box.lo[_slot(t, 3)]
-            d = tab.depths[box.lo[_slot(t, 0)]]
-            least = (float(np.min(tab.m1[rows, k] + (d - 1) * tab.m2[rows, k]
-                                  + c * tab.gm[rows, k])),
-                     float(np.min(tab.p1[rows, k] + (d - 1) * tab.p2[rows, k]
-                                  + c * tab.gp[rows, k])))
-        if len(self._least_cache) >= STAGE_CACHE:
-            self._least_cache.clear()
-        self._least_cache[key] = least
-        return least
+        return self._least.get_or((t, box.lo[s: s + 4], box.hi[s: s + 4], c),
+                                  lambda: _stage_least_costs(t, tab, box, c))
+
 
     def bound(self, box: Box, duals: Duals, target: float, iterations: int,
               trust: float = math.inf) -> tuple[Relaxed | None, Duals]:
@@ -1130,6 +1113,26 @@ class BoxSearch:
                 out = dataclasses.replace(out, point=point, objective=value,
                                           bound=max(out.bound, value))
         return out
+
+
+def _stage_least_costs(t: int, tab: StageTable, box: Box,
+                       c: float) -> tuple[float, float] | None:
+    """`BoxSearch._least_costs`, uncached."""
+    wi = np.arange(box.lo[_slot(t, 1)], box.hi[_slot(t, 1)] + 1)
+    if tab.contiguous:
+        b = np.maximum(tab.b_first[wi], box.lo[_slot(t, 2)])
+        ok = (tab.b_first[wi] >= 0) & (b <= np.minimum(tab.b_last[wi], box.hi[_slot(t, 2)]))
+        rows = tab.row_of[wi[ok], b[ok]]
+    else:
+        rows = np.flatnonzero((tab.wi >= wi[0]) & (tab.wi <= wi[-1])
+                              & (tab.bi >= box.lo[_slot(t, 2)])
+                              & (tab.bi <= box.hi[_slot(t, 2)]))
+    if rows.size == 0:
+        return None
+    k = box.lo[_slot(t, 3)]
+    d = tab.depths[box.lo[_slot(t, 0)]]
+    return (float(np.min(tab.m1[rows, k] + (d - 1) * tab.m2[rows, k] + c * tab.gm[rows, k])),
+            float(np.min(tab.p1[rows, k] + (d - 1) * tab.p2[rows, k] + c * tab.gp[rows, k])))
 
 
 def _floor_scale(value: float) -> float:
