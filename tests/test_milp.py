@@ -546,6 +546,31 @@ def test_box_bound_per_total_depth_is_above_every_point_of_that_total():
         assert narrowed.values[0] == pytest.approx(by_total[total], rel=1e-12)
 
 
+def test_relaxed_points_marked_infeasible_break_a_requirement():
+    """The search skips scoring a relaxed point marked `infeasible` (its relaxed costs are
+    lower bounds of its real ones and its logs exact): every point so marked must break a
+    requirement when scored by the cost pass."""
+    import numpy as np
+
+    from archlang.solvers.milp.boxbb import BoxSearch
+    from archlang.solvers.milp.staged import tables
+
+    space, p = _deepmad_r18()
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    rng = np.random.default_rng(11)
+    marked = 0
+    for centre in _random_points(p, 6, 5):
+        box = _box_around(boxes, centre, 3, 2)
+        for _ in range(4):
+            found = boxes.relax_totals(box, rng.uniform(0, 3000, boxes.nduals))
+            for g in range(len(found.totals)):
+                r = found.at(g)
+                if r.infeasible:
+                    marked += 1
+                    assert not boxes.feasible(r.point), r.point
+    assert marked > 0
+
+
 def test_box_bound_of_a_point_with_fewer_stages_than_the_depth_penalty_covers():
     """The depth penalty covers the last three stages; on a two-stage space it covers both,
     once each: a one-point box's bound with zero multipliers is the point's score."""
