@@ -57,6 +57,17 @@ from archlang.solvers.milp.staged import (
 )
 from archlang.solvers.milp.terms import Unsupported
 
+# Every REPRICE_EVERY-th level of the tree a box is re-priced (REPRICE_STEPS bundle steps from
+# its parent's multipliers) and its descendants start from its multipliers. With one set of
+# multipliers for the whole tree the bound cannot fall below the largest Lagrangian of a single
+# point at those multipliers (a feasible point with slack in a budget is over-counted by the
+# budget's price times the slack): on R18 a local search finds points 1.41 % above the answer
+# at the first box's multipliers, and the search without re-pricing stood at 1.98 % after 50 s.
+# Re-pricing misses the stage cache (a third as many boxes), and more than pays for it: R18,
+# 50 s from the answer, 1.98 -> 1.31 %; R34 0.73 -> 0.70 %; R50 0.60 -> 0.56 % (every 3rd to
+# 24th level and 2 to 8 steps measured: docs/deepmad.md).
+REPRICE_EVERY = 9
+REPRICE_STEPS = 6
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
 # Bundle steps after the first box's stay within this share of the multipliers' size of the
 # best ones: without it the level bundle's first steps jump to the edge of the multiplier box
@@ -1046,15 +1057,21 @@ class BoxSearch:
                 nodes += 1
                 if self.too_costly(node.box):
                     continue
-                # The first box's multipliers are converged, and its descendants start from them.
-                # No box is re-priced: a child priced at its parent's multipliers repeats most
-                # of its stages' results (`_stage`), so splitting is cheaper than more steps
-                # (R34, 50 s: gap 0.92% without, 1.34% re-pricing boxes within 1%).
+                # The first box's multipliers are converged, and its descendants start from them;
+                # every REPRICE_EVERY-th level re-prices a box for its subtree. Other boxes take
+                # their parent's multipliers: a child then repeats most of its stages' results
+                # (`_stage`), so splitting is cheaper than more steps on every box.
                 if nodes == 1:
                     r, duals = self.bound(node.box, node.duals, target(), root_steps)
                     self.root_duals = duals
+                    since = 0
+                elif REPRICE_EVERY and node.since + 1 >= REPRICE_EVERY:
+                    r, duals = self.bound(node.box, node.duals, target(),
+                                          max(iterations, REPRICE_STEPS), TRUST)
+                    since = 0
                 else:
                     r, duals = self.bound(node.box, node.duals, target(), iterations, TRUST)
+                    since = node.since + 1
                 if r is None:
                     continue
                 if not r.infeasible and self.feasible(r.point):
@@ -1078,7 +1095,7 @@ class BoxSearch:
                     child = self.propagate(child)
                     if child is not None:
                         heapq.heappush(heap, _Node(-min(r.bound, -node.key), next(seq), child,
-                                                   duals))
+                                                   duals, since))
                 now = time.perf_counter()
                 if now - last_report > 5:
                     last_report = now
@@ -1229,6 +1246,7 @@ class _Node:
     seq: int
     box: Box = None  # type: ignore[assignment]
     duals: np.ndarray = None  # type: ignore[assignment]
+    since: int = 0  # levels since the box's multipliers were last re-priced
 
 
 @dataclass
