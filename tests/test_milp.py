@@ -242,6 +242,66 @@ def test_staged_equals_brute_force_on_three_stages():
     assert not solution.notes and not archlang.fix(space, solution.assignment).violations()
 
 
+@pytest.mark.parametrize("every", [0, 1, 2])
+def test_box_search_proves_the_optimum_however_often_it_re_prices(monkeypatch, every):
+    """Re-pricing a subtree's multipliers (a box of every `REPRICE_EVERY`-th level; 0: never,
+    every box at the first box's multipliers) changes how fast the bound falls, never what it
+    proves: on the shrunken three-stage space the search from no incumbent proves the
+    brute-force optimum."""
+    from archlang.solvers.milp import boxbb
+    from archlang.solvers.milp.staged import tables
+
+    monkeypatch.setattr(boxbb, "REPRICE_EVERY", every)
+    space, p, table = _three_stage_scores()
+    best = max(s["entropy_score"] for _, s in table if s["params"] <= 40_000
+               and s["macs"] <= 2.5e6 and s["effectiveness"] <= 0.45)
+    boxes = boxbb.BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    out = boxes.search(None, 120.0, 0.0)
+    assert out.status == "optimal" and out.nodes > 4  # deep enough to re-price
+    assert out.objective == pytest.approx(best, rel=1e-9)
+    assert out.bound == pytest.approx(best, rel=1e-9)
+
+
+def test_relaxed_starts_are_one_point_per_total_depth_most_promising_first():
+    """The passes after the first start from the first box's relaxed points
+    (`Incumbents.relaxed_starts`): one per total depth, ordered by their total's bound, at
+    most RELAXED_STARTS; they may break a budget, and a stage move repairs some of them."""
+    import numpy as np
+
+    from archlang.solvers.milp.boxbb import ROOT_STEPS, BoxSearch
+    from archlang.solvers.milp.boxsolve import RELAXED_STARTS, Incumbents
+    from archlang.solvers.milp.heuristic import StageMoves
+    from archlang.solvers.milp.staged import tables
+
+    space, p = _deepmad_r18()
+    t = tables(space, p)
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", t)
+    moves = StageMoves(space, p, "entropy_score", "maximize", t)
+    starts = Incumbents(space, p, "maximize", boxes, moves, 60, time.perf_counter(),
+                        lambda when, point: None).relaxed_starts()
+    assert 1 < len(starts) <= RELAXED_STARTS
+    totals = [sum(d for d, *_ in stages) for _, stages in starts]
+    assert len(set(totals)) == len(totals)
+    root = boxes.propagate(boxes.root())
+    _, duals = boxes.bound(root, boxes.first_duals(), -math.inf, ROOT_STEPS)
+
+    def own(total: int):  # the total's bound and relaxed point at its own multipliers
+        found = boxes.relax_totals(root, duals[total])
+        g = int(np.flatnonzero(found.totals == total)[0])
+        return float(found.values[g]), found.at(g).point
+
+    bounds = []
+    for total, point in zip(totals, starts):
+        bound, relaxed = own(total)
+        assert relaxed == point
+        bounds.append(bound)
+    assert bounds == sorted(bounds, reverse=True)
+    others = [own(total)[0] for total in duals if total is not None and total not in totals]
+    assert not others or max(others) <= min(bounds)
+    repaired = [moves.improve(point, time.perf_counter() + 2) for point in starts]
+    assert any(moves.meets(point) for point in repaired)
+
+
 def D_points(p):
     """Every point meeting the requirements over decisions (b <= w <= 3 b, widths monotone)."""
     import itertools
