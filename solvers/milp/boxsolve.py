@@ -1,6 +1,7 @@
 """The driver of the box branch and bound (`boxbb.py`) on full-size staged problems: incumbent
-phases (a heuristic start, exact stage moves, large neighbourhoods, pair moves, a depth-profile
-search), then the global box search whose bound is the certificate.
+phases (a heuristic start, exact stage moves, a large neighbourhood, pair moves, new passes
+from other starts, a depth-profile search), then the global box search whose bound is the
+certificate.
 
 With two or more threads the two halves run at once: a second process (`_incumbent_worker`)
 runs the incumbent phases and sends the point each phase ends with to this one, which spends
@@ -85,11 +86,11 @@ class Incumbents:
         return point
 
     def improve(self, point: Point, begun: float) -> Point:
-        """One pass from `point`: exact stage moves; large neighbourhoods (depths,
-        bottlenecks and kernels searched exactly by the box search with the widths held, then
-        within a step of them), each result polished by stage moves; then pair moves (two
-        stages re-chosen at once). Each phase starts from the better of its predecessor's
-        point and any the bounding process has sent."""
+        """One pass from `point`: exact stage moves; a large neighbourhood (depths,
+        bottlenecks and kernels searched exactly by the box search with the widths held),
+        polished by stage moves; then pair moves (two stages re-chosen at once). Each phase
+        starts from the better of its predecessor's point and any the bounding process has
+        sent."""
         budget, moves, boxes = self.budget, self.moves, self.boxes
         point = moves.improve(self._better_sent(point),
                               time.perf_counter() + max(0.2, 0.05 * budget))
@@ -152,10 +153,10 @@ class Incumbents:
                 label = "a relaxed start"
             else:
                 point, rank = self.start_point(seed)
+                label = f"evolutionary start {seed}"
                 seed += 1
                 if rank[0] != 0.0:  # this start found nothing feasible: try the next
                     continue
-                label = f"evolutionary start {seed}"
             point = self.improve(point, begun)
             ran = time.perf_counter() - begun
             if value(point) > value(incumbent):
