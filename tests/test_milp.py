@@ -262,6 +262,45 @@ def test_box_search_proves_the_optimum_however_often_it_re_prices(monkeypatch, e
     assert out.bound == pytest.approx(best, rel=1e-9)
 
 
+@pytest.mark.parametrize("after", [2, 30])
+def test_a_tree_split_between_two_searches_proves_the_optimum(after):
+    """Two processes bound one tree: after `after` boxes the search hands every other open
+    box to a second search (here in-process, as the worker would run it), which starts from
+    them. Each proves only its part; merged (`boxsolve._merged`) they prove the brute-force
+    optimum, and neither part alone may claim more than it searched."""
+    from archlang.solvers.milp import boxbb
+    from archlang.solvers.milp.boxsolve import _merged
+    from archlang.solvers.milp.staged import tables
+
+    space, p, table = _three_stage_scores()
+    best = max(s["entropy_score"] for _, s in table if s["params"] <= 40_000
+               and s["macs"] <= 2.5e6 and s["effectiveness"] <= 0.45)
+    boxes = boxbb.BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    given: list = []
+    polls = iter(range(10**9))
+
+    def hand_over():
+        return (lambda nodes, point: given.append((nodes, point))) \
+            if next(polls) >= after else None
+
+    mine = boxes.search(None, 120.0, 0.0, hand_over=hand_over)
+    assert len(given) == 1 and len(given[0][0]) >= 1
+    nodes, point = given[0]
+    assert mine.handed == max(-node.key for node in nodes)
+    other = boxbb.BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    theirs = other.search(point, 120.0, 0.0, opened=nodes)
+    assert theirs.status in ("optimal", "infeasible") and mine.status == "optimal"
+    merged = _merged(mine, (theirs.bound, theirs.status, theirs.nodes))
+    if theirs.point is not None and (mine.point is None or theirs.objective > mine.objective):
+        merged = boxes.adopt(merged, [theirs.point])
+    assert merged.status == "optimal" and merged.nodes == mine.nodes + theirs.nodes
+    assert merged.objective == pytest.approx(best, rel=1e-9)
+    assert merged.bound == pytest.approx(best, rel=1e-9)
+    # a worker that never reports leaves its boxes at the bounds they were handed with
+    lost = _merged(mine, None)
+    assert lost.status == "time_limit" and lost.bound == max(mine.bound, mine.handed)
+
+
 def test_relaxed_starts_are_one_point_per_total_depth_most_promising_first():
     """The passes after the first start from the first box's relaxed points
     (`Incumbents.relaxed_starts`): one per total depth, ordered by their total's bound, at

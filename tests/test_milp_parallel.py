@@ -47,13 +47,15 @@ def test_a_failed_worker_leaves_the_box_search_to_finish(monkeypatch):
 
 
 def test_full_size_problem_on_two_cores_takes_the_workers_points(workers):
-    """DeepMAD's R18 problem for a few seconds: the worker's phases are reported here, the
-    answer is verified by the cost pass, the bound is above it, the worker has ended."""
+    """DeepMAD's R18 problem for a few seconds: the worker's phases are reported here, then
+    it bounds half of the open boxes (from half the limit); the answer is verified by the
+    cost pass, the bound is above it, the worker has ended."""
     lines: list[str] = []
     space = archlang.load("examples/deepmad_r18.arch")
     solution = solve(space, time_limit=12, gap=1e-3, threads=2, progress=lines.append)
     assert solution.status == "time_limit" and "boxes" in solution.formulation
     assert any("after the heuristic and stage moves" in line for line in lines)
+    assert any("open boxes handed to the second process" in line for line in lines)
     assert any(" boxes, " in line and " open, bound " in line for line in lines)
     assert solution.bound >= solution.objective > 30_000
     assert not solution.notes  # closed form == cost pass, every requirement met

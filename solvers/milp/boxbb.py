@@ -40,6 +40,7 @@ import dataclasses
 import heapq
 import itertools
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1015,12 +1016,22 @@ class BoxSearch:
                polish: Callable[[Point], Point] | None = None,
                offers: Callable[[], list[Point]] | None = None,
                share: Callable[[Point], None] = lambda point: None,
-               interruptible: bool = False) -> Outcome:
+               interruptible: bool = False,
+               opened: list[_Node] | None = None,
+               hand_over: Callable[[], Callable[[list[_Node], Point | None], None] | None]
+               | None = None) -> Outcome:
         """Best-first search for `seconds` or until the gap is met. `polish`: a local search
         from each incumbent found here; `offers`: polled before each box for points found
         elsewhere (another process), adopted when feasible and better; `share` hears of each
         incumbent found here. `interruptible`: Ctrl-C ends the search with status
-        "interrupted", its incumbent and a bound still proven."""
+        "interrupted", its incumbent and a bound still proven.
+
+        Two processes can bound one tree. `opened`: boxes (bounded or not) another search
+        handed over, searched here instead of the root. `hand_over`, polled before each box,
+        returns a receiver once another process is free to bound: every other open box, in
+        the order of their bounds, goes to it once (with the incumbent), and the outcome's
+        `handed` is the largest bound among them (what they are worth if the receiver never
+        reports)."""
         start = time.perf_counter()
         best_point = incumbent if incumbent is not None and self.feasible(incumbent) else None
         best = self.value(best_point) if best_point is not None else None
@@ -1036,9 +1047,13 @@ class BoxSearch:
         # Multipliers start where the last search's first box converged (searches of nearby
         # boxes follow one another).
         duals0 = self.root_duals if self.root_duals is not None else self.first_duals()
-        if root is not None:
+        if opened is not None:
+            for given in opened:
+                heapq.heappush(heap, dataclasses.replace(given, seq=next(seq)))
+        elif root is not None:
             heapq.heappush(heap, _Node(-math.inf, next(seq), root, duals0))
         nodes = 0
+        handed = -math.inf
         closed_bound = -math.inf  # the largest bound of a box closed against the target
         last_report = start
         interrupted = False
@@ -1051,6 +1066,14 @@ class BoxSearch:
                 for point in offers() if offers is not None else ():
                     if self.feasible(point) and _better(self.value(point), best):
                         best, best_point = self.value(point), point
+                receiver = hand_over() if hand_over is not None and nodes > 1 else None
+                if receiver is not None and len(heap) > 1:
+                    hand_over = None  # once
+                    heap, given = _deal(heap)
+                    handed = -given[0].key
+                    receiver(given, best_point)
+                    progress(f"{len(given)} of {len(given) + len(heap)} open boxes handed to the "
+                             "second process")
                 node = heapq.heappop(heap)
                 if -node.key <= target():  # the root's key is -inf: never closed unpriced
                     closed_bound = max(closed_bound, -node.key)
@@ -1062,7 +1085,7 @@ class BoxSearch:
                 # every REPRICE_EVERY-th level re-prices a box for its subtree. Other boxes take
                 # their parent's multipliers: a child then repeats most of its stages' results
                 # (`_stage`), so splitting is cheaper than more steps on every box.
-                if nodes == 1:
+                if nodes == 1 and opened is None:
                     r, duals = self.bound(node.box, node.duals, target(), root_steps)
                     self.root_duals = duals
                     since = 0
@@ -1120,7 +1143,7 @@ class BoxSearch:
             status = "optimal" if best is not None else "infeasible"
         if best is not None:  # boxes of one point are dropped, not closed: count the best
             bound = max(bound, best)
-        return Outcome(status, best_point, best, bound, nodes, seconds_used)
+        return Outcome(status, best_point, best, bound, nodes, seconds_used, handed)
 
     def adopt(self, out: Outcome, points: list[Point]) -> Outcome:
         """`out` with the best of `points` (found elsewhere after the search ended) as its
@@ -1258,6 +1281,25 @@ class Outcome:
     bound: float
     nodes: int
     seconds: float
+    handed: float = -math.inf  # the largest bound of the boxes handed to another process
+
+
+def _deal(heap: list[_Node]) -> tuple[list[_Node], list[_Node]]:
+    """Open boxes dealt in two halves of alike bounds: of each two in the order of their
+    bounds, one to each half, which one drawn at random. Siblings are pushed together with
+    their parent's bound, the lower half of the split interval first, so alternating strictly
+    would give one half every narrower and the other every wider child (whose bounds fall
+    more slowly: the second half's bound stayed 60 above the first's on R50)."""
+    ranked = sorted(heap)
+    draw = random.Random(len(ranked))
+    mine, theirs = [], []
+    for i in range(0, len(ranked), 2):
+        pair = ranked[i: i + 2]
+        if len(pair) == 2 and draw.random() < 0.5:
+            pair.reverse()
+        mine.append(pair[0])
+        theirs.extend(pair[1:])
+    return mine, theirs  # each in order, so each a heap
 
 
 def _better(a: float, b: float | None) -> bool:

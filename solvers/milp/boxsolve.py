@@ -9,11 +9,14 @@ the whole time limit bounding boxes and adopts the points that are better; the i
 finds go the other way. The best-first search lowers its bound whether or not it knows a good
 incumbent (the box it opens next is the one with the largest bound either way), so bounding
 from the first second loses little and gains the 65 % of the limit that the incumbent phases
-take on one core.
+take on one core. After WORKER_BOUNDS_FROM of the limit the second process bounds too: the
+first hands it every other open box (in the order of their bounds), and the answer's bound is
+the larger of the two searches' bounds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -43,11 +46,15 @@ RELAXED_STARTS = 8  # totals whose relaxed points start passes
 POLISH = 0.05  # share of a pass for pair moves from each incumbent the global search finds
 PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
 PROFILE_ITERATIONS = 3  # bundle steps per box there
-# With a second process the incumbent phases have the whole limit, less a margin for the
-# last point to reach the bounding process: new passes until WORKER_PASSES_UNTIL of it, the
-# depth-profile search until WORKER_UNTIL.
+# With a second process the incumbent phases have WORKER_BOUNDS_FROM of the limit: new passes
+# until WORKER_PASSES_UNTIL of that, the depth-profile search until WORKER_UNTIL. Then the
+# second process bounds half of the open boxes, handed over by the first, until the limit
+# less WORKER_MARGIN seconds (for its bound to reach the first process).
+WORKER_BOUNDS_FROM = 0.5
+WORKER_PROFILES_FIRST = 0.6  # the depth-profile search after the first pass, until then
 WORKER_PASSES_UNTIL = 0.85
 WORKER_UNTIL = 0.95
+WORKER_MARGIN = 0.3
 
 BOXES_NAME = "staged boxes (DeepMAD-like: branch and bound over decision boxes, Lagrangian " \
     "bounds)"
@@ -132,14 +139,18 @@ class Incumbents:
         return [point for _, point in ranked[:RELAXED_STARTS]]
 
     def best(self, first: Point, passes_until: float, profiles_until: float,
-             progress: Callable[[str], None]) -> Point:
+             progress: Callable[[str], None], profiles_first: float | None = None) -> Point:
         """A pass from `first`; new passes while one fits before `passes_until` and passes
         use their time (one that ends well inside it has converged: a small problem, which
         the box search then proves fast), from the relaxed starts and then from evolutionary
-        ones; then the depth-profile search until `profiles_until`."""
+        ones; then the depth-profile search until `profiles_until`. `profiles_first`: a
+        depth-profile search right after the first pass, until then."""
         value = self.boxes.value
         incumbent = self.improve(first, self.start)
         seed, ran = 1, time.perf_counter() - self.start
+        if profiles_first is not None:
+            incumbent = _profiles(self.boxes, self.moves, self._better_sent(incumbent),
+                                  profiles_first, self.budget, progress, self.found)
         pass_time = PAIRS_UNTIL * self.budget
         starts: list[Point] | None = None
         while ran >= 0.5 * pass_time and time.perf_counter() + pass_time <= passes_until:
@@ -192,16 +203,21 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     if settings.threads >= 2 and sense == "maximize":
         if beyond_budgets(space, p, t):
             return infeasible()
-        worker = _Worker(space, p, limit, start, progress)
+        worker = _Worker(space, p, limit, start, progress, settings.gap)
+        out = None
         try:
             out = boxes.search(None, max(0.5, limit - (time.perf_counter() - start)),
                                settings.gap, progress, offers=worker.offers,
                                share=worker.send, interruptible=True,
                                polish=_polisher(StageMoves(space, p, metric, sense, t),
-                                                start, limit))
+                                                start, limit),
+                               hand_over=worker.receiver)
         finally:
-            late = worker.stop()
-        out = boxes.adopt(out, late)
+            # a search that handed boxes over waits for their bound (the worker ends its
+            # search by the limit); one interrupted or failed does not
+            waits = out is not None and out.handed > -math.inf and out.status != "interrupted"
+            late, theirs = worker.stop(start + limit + 2.0 if waits else None)
+        out = _merged(boxes.adopt(out, late), theirs)
         return _answer(space, p, boxes, out, check, start, settings, progress)
 
     moves = StageMoves(space, p, metric, sense, t)
@@ -236,6 +252,32 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     out = boxes.search(incumbent, left, settings.gap, progress,
                        polish=_polisher(moves, start, limit), interruptible=True)
     return _answer(space, p, boxes, out, check, start, settings, progress)
+
+
+def _merged(out: Any, theirs: Any) -> Any:
+    """The outcome of a search that handed boxes to the worker, with the worker's bound over
+    them; if the worker never reported it (it failed, or was interrupted), the handed boxes
+    count at the bounds they were handed with. The answer is proven only where both searches
+    closed every box."""
+    if out.handed == -math.inf:
+        return out
+    closed = ("optimal", "infeasible")
+    if theirs is None:
+        bound, theirs_closed, nodes = out.handed, False, 0
+    else:
+        bound, status, nodes = theirs
+        theirs_closed = status in closed
+    status = out.status
+    if status in closed:
+        status = ("optimal" if out.point is not None else "infeasible") if theirs_closed \
+            else "time_limit"
+    if status == "infeasible":
+        bound = -math.inf
+    elif out.point is not None:
+        bound = max(out.bound, bound, out.objective)
+    else:
+        bound = max(out.bound, bound)
+    return dataclasses.replace(out, bound=bound, status=status, nodes=out.nodes + nodes)
 
 
 def _polisher(moves: Any, start: float, limit: float) -> Callable[[Point], Point]:
@@ -342,12 +384,12 @@ class _Worker:
     process's incumbents go in, progress lines and the worker's points come back."""
 
     def __init__(self, space: S.Space, p: Staged, limit: float, start: float,
-                 progress: Callable[[str], None]) -> None:
+                 progress: Callable[[str], None], gap: float = 1e-4) -> None:
         import subprocess
         import sys
         from multiprocessing.connection import Connection
 
-        self.progress = progress
+        self.progress, self.gap = progress, gap
         back_read, back_write = os.pipe()
         in_read, in_write = os.pipe()
         # The worker's clock: seconds since the solve began, carried over as wall time.
@@ -366,44 +408,77 @@ class _Worker:
         self.inbox = Connection(back_read, writable=False)
         self.outbox = Connection(in_write, readable=False)
         self.sending = threading.Lock()  # one message at a time on the pipe
+        self.free = False  # the worker's incumbent phases are done: it can bound boxes
+        self.handed = False
+        self.result: tuple[float, str, int] | None = None  # its bound, status, boxes
         # The problem is tens of kB, more than a pipe holds: sent from a thread so that the
         # bounding starts while the worker imports.
-        threading.Thread(target=self.send, args=((space, p, limit, began),),
+        threading.Thread(target=self._send, args=((space, p, limit, began),),
                          daemon=True).start()
 
-    def send(self, point: Any) -> None:
-        """Tell the worker of an incumbent found here (it goes on from the better one)."""
+    def send(self, point: Any, kind: str = "point") -> None:
+        """Tell the worker of an incumbent found here (it goes on from the better one), or
+        (kind "boxes") hand it boxes to bound."""
+        self._send((kind, point))
+
+    def _send(self, message: Any) -> None:
         with self.sending:
             try:
-                self.outbox.send(point)
+                self.outbox.send(message)
             except OSError:  # the worker has ended (or stop has closed the pipe)
                 pass
+
+    def receiver(self) -> Callable[[list[Any], Point | None], None] | None:
+        """Once the worker is free (and only once): where the box search hands it boxes."""
+        if not self.free or self.handed:
+            return None
+
+        def receive(nodes: list[Any], incumbent: Point | None) -> None:
+            self.handed = True
+            self.send((nodes, incumbent, self.gap), "boxes")
+
+        return receive
 
     def offers(self) -> list[Point]:
         """The points sent since the last call (their progress lines are shown here)."""
         points = []
         try:
             while self.inbox.poll():
-                kind, value = self.inbox.recv()
-                if kind == "point":
-                    points.append(value)
-                else:
-                    self.progress(value)
+                self._read(self.inbox.recv(), points)
         except (EOFError, OSError):  # the worker has ended
             pass
         return points
 
-    def stop(self) -> list[Point]:
-        """End the worker (it stops by itself near the limit) and return its last points.
-        It is killed even when a second Ctrl-C interrupts this."""
+    def _read(self, message: tuple[str, Any], points: list[Point]) -> None:
+        kind, value = message
+        if kind == "point":
+            points.append(value)
+        elif kind == "free":
+            self.free = True
+        elif kind == "bound":
+            self.result = value
+        else:
+            self.progress(value)
+
+    def stop(self, wait_until: float | None = None) -> tuple[list[Point], Any]:
+        """End the worker and return its last points and, if it was handed boxes, their
+        bound, status and count (None if it has not reported them by `wait_until`, on this
+        process's clock). It is killed even when a second Ctrl-C interrupts this."""
         import subprocess
 
+        points: list[Point] = []
         try:
+            try:
+                while wait_until is not None and self.result is None and \
+                        self.inbox.poll(max(0.0, wait_until - time.perf_counter())):
+                    self._read(self.inbox.recv(), points)
+            except (EOFError, OSError):  # the worker has ended without reporting
+                pass
             try:
                 self.process.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 pass
-            return self.offers()
+            return points + self.offers(), self.result
         finally:
             if self.process.poll() is None:
                 self.process.kill()
@@ -418,18 +493,22 @@ WORKER_CODE = "from archlang.solvers.milp.boxsolve import _incumbent_worker; " \
 
 
 def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
-    """The second process (`_Worker`): the incumbent phases until WORKER_UNTIL of the limit,
-    every point they end with sent to the bounding process."""
+    """The second process (`_Worker`): the incumbent phases until WORKER_UNTIL of
+    WORKER_BOUNDS_FROM of the limit, every point they end with sent to the bounding process;
+    then the box search over the boxes that process hands over, until the limit (less
+    WORKER_MARGIN), its bound over them sent back."""
     from multiprocessing.connection import Connection
 
     conn = Connection(outbox_fd, readable=False)
     inbox = Connection(inbox_fd, writable=False)
+    given: list[Any] = []  # the boxes handed over, and the incumbent then
 
     def sent() -> list[Point]:
         points = []
         try:
             while inbox.poll():
-                points.append(inbox.recv())
+                kind, value = inbox.recv()
+                (points if kind == "point" else given).append(value)
         except (EOFError, OSError):  # the bounding process has closed its end
             pass
         return points
@@ -438,7 +517,8 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
         space, p, limit, began = inbox.recv()
         now = time.perf_counter()
         start = now - (time.time() - began)  # the solve's start, for the progress lines
-        window = max(0.5, start + WORKER_UNTIL * limit - now)  # from here, after start-up
+        # from here, after start-up
+        window = max(0.5, start + WORKER_UNTIL * WORKER_BOUNDS_FROM * limit - now)
         from archlang.solvers.milp.boxbb import BoxSearch
         from archlang.solvers.milp.heuristic import StageMoves
         from archlang.solvers.milp.program import objective_of
@@ -459,14 +539,20 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
         incumbents = Incumbents(space, p, sense, boxes, moves, window, now, found,
                                 stretch=1 / PROFILES_UNTIL, inbox=sent)
         first, rank = incumbents.start_point(0)
-        if rank[0] != 0.0:
-            progress("the heuristic found no feasible start; the box search goes on alone")
-            return
-        best = incumbents.best(first, now + WORKER_PASSES_UNTIL / WORKER_UNTIL * window,
-                               now + window, progress)
-        conn.send(("point", best))
-        progress(f"incumbent {metric} = {scores(p, best)[metric]:.6g} "
-                 f"({time.perf_counter() - start:.1f} s): the incumbent phases are done")
+        best: Point | None = None
+        if rank[0] == 0.0:
+            # the depth-profile search first: on R34 and R50 it, not the passes from new
+            # starts, lifts the first pass's answer, and the phases now end at mid-limit
+            best = incumbents.best(first, now + WORKER_PASSES_UNTIL / WORKER_UNTIL * window,
+                                   now + window, progress,
+                                   profiles_first=now + WORKER_PROFILES_FIRST * window)
+            conn.send(("point", best))
+            progress(f"incumbent {metric} = {scores(p, best)[metric]:.6g} "
+                     f"({time.perf_counter() - start:.1f} s): the incumbent phases are done")
+        else:
+            progress("the heuristic found no feasible start")
+        _bound_handed(boxes, conn, inbox, sent, given, best, start + limit - WORKER_MARGIN,
+                      progress)
     except (EOFError, OSError):  # the bounding process has ended (its pipes are closed)
         pass
     except Exception as exc:  # noqa: BLE001 -- the bounding process goes on without us
@@ -478,6 +564,29 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
     finally:
         conn.close()
         inbox.close()
+
+
+def _bound_handed(boxes: Any, conn: Any, inbox: Any, sent: Callable[[], list[Point]],
+                  given: list[Any], best: Point | None, end: float,
+                  progress: Callable[[str], None]) -> None:
+    """The worker, free: says so, waits for the boxes the bounding process hands over, and
+    bounds them with the same best-first search until `end`; sends back their bound, status
+    and count (and, as the phases did, every incumbent it finds)."""
+    conn.send(("free", None))
+    points: list[Point] = []
+    while not given and time.perf_counter() < end:
+        if inbox.poll(min(0.05, max(0.0, end - time.perf_counter()))):
+            points += sent()
+    if not given:
+        return
+    nodes, theirs, gap = given[0]
+    points += [point for point in (best, theirs) if point is not None]
+    feasible = [point for point in points if boxes.feasible(point)]
+    incumbent = max(feasible, key=boxes.value) if feasible else None
+    out = boxes.search(incumbent, max(0.0, end - time.perf_counter()), gap,
+                       lambda text: progress(f"second process: {text}"), offers=sent,
+                       share=lambda point: conn.send(("point", point)), opened=nodes)
+    conn.send(("bound", (out.bound, out.status, out.nodes)))
 
 
 __all__ = ["solve_boxes", "Incumbents", "BOXES_NAME"]
