@@ -145,6 +145,8 @@ class StageTable:
     b_first: np.ndarray  # (W,) least allowed bottleneck index per width (-1: none)
     b_last: np.ndarray  # (W,) greatest
     contiguous: bool  # every width's allowed bottlenecks form one interval of the domain
+    head_macs: np.ndarray  # (W,) the head's MACs at each width (zero but for the last stage)
+    head_params: np.ndarray  # (W,)
 
 
 def stage_table(st, pairs: list[tuple[int, int]], head: Head) -> StageTable:
@@ -173,7 +175,9 @@ def stage_table(st, pairs: list[tuple[int, int]], head: Head) -> StageTable:
         bbkk + 4 * b + b * w + 4 * w + head.params(w), 2 * w * b + bbkk + 4 * b + 2 * w,
         np.broadcast_to(b + w, u.shape), np.array(st.depths, dtype=np.float64),
         np.array(st.widths, dtype=np.float64), np.array(st.bottlenecks, dtype=np.float64),
-        row_of, b_first, b_last, contiguous)
+        row_of, b_first, b_last, contiguous,
+        head.macs(np.array(st.widths, dtype=np.float64)) * np.ones(len(st.widths)),
+        head.params(np.array(st.widths, dtype=np.float64)) * np.ones(len(st.widths)))
 
 
 def stage_tables(p: Staged, tables: Tables) -> list[StageTable]:
@@ -657,8 +661,10 @@ class BoxSearch:
 
     def _stage_analytic(self, t: int, tab: StageTable, box: Box, pr: _Prices):
         """The same, where every width's bottlenecks form an interval: for a (width, kernel,
-        depth) the value is ``x log b - y b - z b^2 + const`` -- concave in b -- so the best
-        bottleneck is a neighbour of the stationary point (clipped to the interval)."""
+        depth) the value is ``x log b - y b - z b^2 + C`` -- concave in b -- so the best
+        bottleneck is a neighbour of the stationary point (clipped to the interval). Every
+        term is in closed form (the table's columns, `stage_table`, written out in b), so
+        no table is read until the best of each depth is known."""
         st = self.p.stages[t]
         dl, dh = box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]
         kl, kh = box.lo[_slot(t, 3)], box.hi[_slot(t, 3)]
@@ -669,46 +675,41 @@ class BoxSearch:
         if not keep.any():
             return None
         wi, lo, hi = wi[keep], lo[keep], hi[keep]
-        w = tab.widths[wi][:, None, None]
+        w1 = tab.widths[wi]
+        logw1 = np.log(w1)
+        w, logw = w1[:, None, None], logw1[:, None, None]
         k = np.array(st.kernels[kl: kh + 1], dtype=np.float64)[None, :, None]
         d = tab.depths[dl: dh + 1][None, None, :]
         r2, big = float(st.res_out ** 2), float(st.res_in ** 2)
-        x = 2.0 * pr.coefficient(np.log(w)) * d
+        K = pr.coefficient(logw)
+        if np.any(K < 0):  # a negative weight (alpha) makes the value convex in b
+            return self._stage_dense(t, tab, box, pr)
+        x = 2.0 * K * d
         y = pr.lam * (r2 * w * (2 * d - 1) + pr.c * big) + pr.mu * (4 * d + w * (2 * d - 1)
                                                                     + pr.c)
         z = d * k * k * (pr.lam * r2 + pr.mu)
-        if np.any(x < 0):  # a negative weight (alpha) makes the value convex in b
-            return self._stage_dense(t, tab, box, pr)
+        extra = sum((a * (lr2 + logw) + nu) * pr.log0 for a, lr2, nu in pr.own) \
+            if pr.own else 0.0
+        log_k2 = 2.0 * np.log(k)
+        hm = tab.head_macs[wi][:, None, None]
+        hp = tab.head_params[wi][:, None, None]
+        C = K * log_k2 + pr.nxt * logw + extra - pr.lam * (hm + pr.c * r2 * w) \
+            - pr.mu * (4 * w + hp + pr.c * w) + (d - 1) * (K * (logw + log_k2) - 2 * pr.mu * w)
         with np.errstate(divide="ignore", invalid="ignore"):
             star = np.where(z > 0, (-y + np.sqrt(y * y + 8 * z * x)) / (4 * z),
                             np.where(y > 0, x / y, np.inf))
         j = np.searchsorted(tab.bottlenecks, star)  # candidates j - 1 and j
         lo3, hi3 = lo[:, None, None], hi[:, None, None]
-        cands = [np.clip(j - 1, lo3, hi3), np.clip(j, lo3, hi3)]
-        ks = np.arange(kl, kh + 1)[None, :, None]
-        best, best_row, best_k = None, None, None
-        rows = tab.row_of[wi[:, None, None], cands[0]]
-        A, B = pr.linear(tab, rows, np.broadcast_to(ks, rows.shape))
-        first = A + (d - 1) * B
-        # the second candidate's value differs from the first's only in the b terms
-        b0, b1 = tab.bottlenecks[cands[0]], tab.bottlenecks[cands[1]]
-        second = first + x * np.log(b1 / b0) - y * (b1 - b0) - z * (b1 * b1 - b0 * b0)
-        for cand, vals in zip(cands, (first, second)):
-            rows = tab.row_of[wi[:, None, None], cand]
-            flat = vals.reshape(-1, vals.shape[2])  # (width x kernel, depth)
-            arg = np.argmax(flat, axis=0)
-            v = flat[arg, np.arange(flat.shape[1])]
-            rr = rows.reshape(-1, rows.shape[2])[arg, np.arange(flat.shape[1])]
-            kk = np.broadcast_to(ks, rows.shape).reshape(-1, rows.shape[2])[
-                arg, np.arange(flat.shape[1])]
-            if best is None:
-                best, best_row, best_k = v, rr, kk
-            else:
-                better = v > best
-                best = np.where(better, v, best)
-                best_row = np.where(better, rr, best_row)
-                best_k = np.where(better, kk, best_k)
-        return tab.depths[dl: dh + 1], best, best_row, best_k
+        cands = np.stack([np.clip(j - 1, lo3, hi3), np.clip(j, lo3, hi3)])
+        b = tab.bottlenecks[cands]
+        vals = x * np.log(b) - y * b - z * b * b + C  # (2, width, kernel, depth)
+        flat = vals.reshape(-1, vals.shape[-1])
+        arg = np.argmax(flat, axis=0)
+        cols = np.arange(flat.shape[1])
+        best = flat[arg, cols]
+        c_i, w_i, k_i = np.unravel_index(arg, vals.shape[:-1])
+        rows = tab.row_of[wi[w_i], cands[c_i, w_i, k_i, cols]]
+        return tab.depths[dl: dh + 1], best, rows, kl + k_i
 
     def _block_tables(self, n_before: int, depths: tuple[np.ndarray, ...],
                       cut: tuple[bool, ...]) -> _Block:
@@ -903,6 +904,7 @@ class BoxSearch:
         pi = starts[None]
         best: dict[int, tuple[float, np.ndarray, _Totals, int]] = {}
         solvers: dict[int, DualSolver] = {}
+        pending: dict[int, list[tuple[float, _Totals, int, np.ndarray]]] = {}
         tried: set[int] = set()
         whole = (math.inf, pi)  # the multipliers whose largest total's bound is least
         whole_solver, per_total = DualSolver(self.nduals), False
@@ -922,8 +924,9 @@ class BoxSearch:
                     best[total] = (value, pi, found, g)
                 if best[total][0] > target and step < iterations - 1:
                     alive.append(total)
-                    solvers.setdefault(total, DualSolver(self.nduals)).add(
-                        value, found.at(g).grad, pi)
+                    # its cut, made only if a step is aimed at this total (a relaxed
+                    # point per total and step is most of a re-priced box's time)
+                    pending.setdefault(total, []).append((value, found, g, pi))
             if not alive:
                 break
             if not per_total:  # a step for the box as a whole while that still pays
@@ -938,7 +941,10 @@ class BoxSearch:
                 if starts[top] is not pi:
                     pi = starts[top]
                     continue
-            nxt = self._next_duals(solvers[top], best[top][0], best[top][1], trust)
+            solver = solvers.setdefault(top, DualSolver(self.nduals))
+            for value, at_found, g, at_pi in pending.pop(top, ()):
+                solver.add(value, at_found.at(g).grad, at_pi)
+            nxt = self._next_duals(solver, best[top][0], best[top][1], trust)
             if nxt is None:
                 break  # the largest total's bound will not fall: nor will the box's
             pi = nxt
@@ -1211,9 +1217,13 @@ class DualSolver:
         n = len(cost)
         h.addVars(n, np.array(col_lower), np.array(col_upper))
         h.changeColsCost(n, np.arange(n, dtype=np.int32), np.array(cost, dtype=np.float64))
-        for coefs, lo, hi in zip(rows, lower, upper):
-            idx = np.flatnonzero(coefs).astype(np.int32)
-            h.addRow(lo, hi, len(idx), idx, coefs[idx])
+        if rows:  # one call for every row (a row per call was a tenth of the search)
+            dense = np.array(rows, dtype=np.float64)
+            r, c = np.nonzero(dense)
+            starts = np.searchsorted(r, np.arange(len(rows))).astype(np.int32)
+            h.addRows(len(rows), np.array(lower, dtype=np.float64),
+                      np.array(upper, dtype=np.float64), len(r), starts, c.astype(np.int32),
+                      dense[r, c])
         run(h)
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
