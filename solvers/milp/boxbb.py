@@ -329,6 +329,53 @@ class _Prices:
         return A, B
 
 
+@dataclass
+class _Geometry:
+    """The parts of a stage's value (`BoxSearch._stage_analytic`) that depend on its box
+    only: arrays over (width, kernel, depth) of its allowed widths."""
+
+    wi: np.ndarray  # the widths (indices) with an allowed bottleneck in the box
+    lo: np.ndarray  # their least and greatest allowed bottleneck index, (W, 1, 1)
+    hi: np.ndarray
+    w: np.ndarray  # (W, 1, 1)
+    logw: np.ndarray
+    d: np.ndarray  # (1, 1, D)
+    depths: np.ndarray  # (D,)
+    kl: int  # the box's first kernel index
+    r2: float  # output resolution squared
+    big: float  # input resolution squared
+    my: np.ndarray  # MACs per unit of b and of the MAC multiplier, less the c term
+    py: np.ndarray  # parameters per unit of b, less the c term
+    dk2: np.ndarray  # d k^2: the b^2 terms
+    logs: np.ndarray  # the stage's logs without b (times the log-width coefficient)
+    mc: np.ndarray  # MACs without b, less the c term
+    pc: np.ndarray  # parameters without b, less the c term
+
+
+def _geometry(st, tab: StageTable, box: Box, t: int) -> _Geometry | None:
+    dl, dh = box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]
+    kl, kh = box.lo[_slot(t, 3)], box.hi[_slot(t, 3)]
+    wi = np.arange(box.lo[_slot(t, 1)], box.hi[_slot(t, 1)] + 1)
+    lo = np.maximum(tab.b_first[wi], box.lo[_slot(t, 2)])
+    hi = np.minimum(tab.b_last[wi], box.hi[_slot(t, 2)])
+    keep = (tab.b_first[wi] >= 0) & (lo <= hi)
+    if not keep.any():
+        return None
+    wi, lo, hi = wi[keep], lo[keep], hi[keep]
+    w = tab.widths[wi][:, None, None]
+    logw = np.log(w)
+    k = np.array(st.kernels[kl: kh + 1], dtype=np.float64)[None, :, None]
+    d = tab.depths[dl: dh + 1][None, None, :]
+    r2, big = float(st.res_out ** 2), float(st.res_in ** 2)
+    log_k2 = 2.0 * np.log(k)
+    wide = w * (2 * d - 1)
+    return _Geometry(
+        wi, lo[:, None, None], hi[:, None, None], w, logw, d, tab.depths[dl: dh + 1], kl,
+        r2, big, r2 * wide, 4 * d + wide, d * k * k, log_k2 + (d - 1) * (logw + log_k2),
+        tab.head_macs[wi][:, None, None], 4 * w + tab.head_params[wi][:, None, None]
+        + 2 * (d - 1) * w)
+
+
 class BoxSearch:
     """Branch and bound for one recognised problem (see the module doc)."""
 
@@ -378,6 +425,7 @@ class BoxSearch:
         self._rank = ranker(space, p, metric, sense)
         self._blocks, self._stages = _Memo(4096), _Memo()
         self._least, self._pairs = _Memo(), _Memo()
+        self._geometries = _Memo(4096)  # up to hundreds of kB each, for wide boxes
         self.root_duals: np.ndarray | None = None
         from archlang.solvers.milp.chainbound import ChainBound
 
@@ -664,52 +712,40 @@ class BoxSearch:
         depth) the value is ``x log b - y b - z b^2 + C`` -- concave in b -- so the best
         bottleneck is a neighbour of the stationary point (clipped to the interval). Every
         term is in closed form (the table's columns, `stage_table`, written out in b), so
-        no table is read until the best of each depth is known."""
-        st = self.p.stages[t]
-        dl, dh = box.lo[_slot(t, 0)], box.hi[_slot(t, 0)]
-        kl, kh = box.lo[_slot(t, 3)], box.hi[_slot(t, 3)]
-        wi = np.arange(box.lo[_slot(t, 1)], box.hi[_slot(t, 1)] + 1)
-        lo = np.maximum(tab.b_first[wi], box.lo[_slot(t, 2)])
-        hi = np.minimum(tab.b_last[wi], box.hi[_slot(t, 2)])
-        keep = (tab.b_first[wi] >= 0) & (lo <= hi)
-        if not keep.any():
+        no table is read until the best of each depth is known; what does not depend on the
+        prices is computed once per box of the stage (`_geometry`)."""
+        g = self._geometry(t, tab, box)
+        if g is None:
             return None
-        wi, lo, hi = wi[keep], lo[keep], hi[keep]
-        w1 = tab.widths[wi]
-        logw1 = np.log(w1)
-        w, logw = w1[:, None, None], logw1[:, None, None]
-        k = np.array(st.kernels[kl: kh + 1], dtype=np.float64)[None, :, None]
-        d = tab.depths[dl: dh + 1][None, None, :]
-        r2, big = float(st.res_out ** 2), float(st.res_in ** 2)
-        K = pr.coefficient(logw)
+        K = pr.coefficient(g.logw)
         if np.any(K < 0):  # a negative weight (alpha) makes the value convex in b
             return self._stage_dense(t, tab, box, pr)
-        x = 2.0 * K * d
-        y = pr.lam * (r2 * w * (2 * d - 1) + pr.c * big) + pr.mu * (4 * d + w * (2 * d - 1)
-                                                                    + pr.c)
-        z = d * k * k * (pr.lam * r2 + pr.mu)
-        extra = sum((a * (lr2 + logw) + nu) * pr.log0 for a, lr2, nu in pr.own) \
+        lam, mu, c = pr.lam, pr.mu, pr.c
+        x = 2.0 * K * g.d
+        y = lam * (g.my + c * g.big) + mu * (g.py + c)
+        z = (lam * g.r2 + mu) * g.dk2
+        extra = sum((a * (lr2 + g.logw) + nu) * pr.log0 for a, lr2, nu in pr.own) \
             if pr.own else 0.0
-        log_k2 = 2.0 * np.log(k)
-        hm = tab.head_macs[wi][:, None, None]
-        hp = tab.head_params[wi][:, None, None]
-        C = K * log_k2 + pr.nxt * logw + extra - pr.lam * (hm + pr.c * r2 * w) \
-            - pr.mu * (4 * w + hp + pr.c * w) + (d - 1) * (K * (logw + log_k2) - 2 * pr.mu * w)
+        C = K * g.logs + pr.nxt * g.logw + extra - lam * (g.mc + c * g.r2 * g.w) \
+            - mu * (g.pc + c * g.w)
         with np.errstate(divide="ignore", invalid="ignore"):
             star = np.where(z > 0, (-y + np.sqrt(y * y + 8 * z * x)) / (4 * z),
                             np.where(y > 0, x / y, np.inf))
         j = np.searchsorted(tab.bottlenecks, star)  # candidates j - 1 and j
-        lo3, hi3 = lo[:, None, None], hi[:, None, None]
-        cands = np.stack([np.clip(j - 1, lo3, hi3), np.clip(j, lo3, hi3)])
+        cands = np.stack([np.clip(j - 1, g.lo, g.hi), np.clip(j, g.lo, g.hi)])
         b = tab.bottlenecks[cands]
         vals = x * np.log(b) - y * b - z * b * b + C  # (2, width, kernel, depth)
         flat = vals.reshape(-1, vals.shape[-1])
         arg = np.argmax(flat, axis=0)
         cols = np.arange(flat.shape[1])
-        best = flat[arg, cols]
         c_i, w_i, k_i = np.unravel_index(arg, vals.shape[:-1])
-        rows = tab.row_of[wi[w_i], cands[c_i, w_i, k_i, cols]]
-        return tab.depths[dl: dh + 1], best, rows, kl + k_i
+        rows = tab.row_of[g.wi[w_i], cands[c_i, w_i, k_i, cols]]
+        return g.depths, flat[arg, cols], rows, g.kl + k_i
+
+    def _geometry(self, t: int, tab: StageTable, box: Box) -> _Geometry | None:
+        s = _slot(t, 0)
+        return self._geometries.get_or((t, box.lo[s: s + 4], box.hi[s: s + 4]),
+                                       lambda: _geometry(self.p.stages[t], tab, box, t))
 
     def _block_tables(self, n_before: int, depths: tuple[np.ndarray, ...],
                       cut: tuple[bool, ...]) -> _Block:
