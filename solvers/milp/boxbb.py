@@ -486,9 +486,8 @@ class BoxSearch:
         """Width values of stage t's box (t = -1: the stem)."""
         if t < 0:
             return self.stems[box.lo[0]: box.hi[0] + 1]
-        st = self.p.stages[t]
         s = _slot(t, 1)
-        return np.array(st.widths[box.lo[s]: box.hi[s] + 1], dtype=np.float64)
+        return self.tables[t].widths[box.lo[s]: box.hi[s] + 1]
 
     def _g(self, n: float) -> float:
         return n * math.log(n / self.budgets.rho)
