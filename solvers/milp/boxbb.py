@@ -1069,8 +1069,8 @@ class BoxSearch:
 
         Two processes can bound one tree. `opened`: boxes (bounded or not) another search
         handed over, searched here instead of the root. `hand_over`, polled before each box,
-        returns a receiver once another process is free to bound: every other open box, in
-        the order of their bounds, goes to it once (with the incumbent), and the outcome's
+        returns a receiver once another process is free to bound: half of the open boxes
+        (`_deal`) go to it once (with the incumbent), and the outcome's
         `handed` is the largest bound among them (what they are worth if the receiver never
         reports)."""
         start = time.perf_counter()

@@ -10,8 +10,8 @@ finds go the other way. The best-first search lowers its bound whether or not it
 incumbent (the box it opens next is the one with the largest bound either way), so bounding
 from the first second loses little and gains the 65 % of the limit that the incumbent phases
 take on one core. After WORKER_BOUNDS_FROM of the limit the second process bounds too: the
-first hands it every other open box (in the order of their bounds), and the answer's bound is
-the larger of the two searches' bounds.
+first deals it half of the open boxes (one of each two in the order of their bounds), and the
+answer's bound is the larger of the two searches' bounds.
 """
 
 from __future__ import annotations
