@@ -9,9 +9,10 @@ the whole time limit bounding boxes and adopts the points that are better; the i
 finds go the other way. The best-first search lowers its bound whether or not it knows a good
 incumbent (the box it opens next is the one with the largest bound either way), so bounding
 from the first second loses little and gains the 65 % of the limit that the incumbent phases
-take on one core. After WORKER_BOUNDS_FROM of the limit the second process bounds too: the
-first deals it half of the open boxes (one of each two in the order of their bounds), and the
-answer's bound is the larger of the two searches' bounds.
+take on one core. After WORKER_BOUNDS_FROM of the limit (at most WORKER_PHASES_AT_MOST
+seconds) the second process bounds too: the first deals it half of the open boxes (one of
+each two in the order of their bounds), and the answer's bound is the larger of the two
+searches' bounds.
 """
 
 from __future__ import annotations
@@ -46,11 +47,14 @@ RELAXED_STARTS = 8  # totals whose relaxed points start passes
 POLISH = 0.05  # share of a pass for pair moves from each incumbent the global search finds
 PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
 PROFILE_ITERATIONS = 3  # bundle steps per box there
-# With a second process the incumbent phases have WORKER_BOUNDS_FROM of the limit: new passes
+# With a second process the incumbent phases have WORKER_BOUNDS_FROM of the limit, at most
+# WORKER_PHASES_AT_MOST seconds (on R50 with a 600-s limit, 300 s of phases found nothing
+# after the first 25 s; the answer's last gain came from the box search): new passes
 # until WORKER_PASSES_UNTIL of that, the depth-profile search until WORKER_UNTIL. Then the
 # second process bounds half of the open boxes, handed over by the first, until the limit
 # less WORKER_MARGIN seconds (for its bound to reach the first process).
 WORKER_BOUNDS_FROM = 0.5
+WORKER_PHASES_AT_MOST = 60.0
 WORKER_PROFILES_FIRST = 0.6  # the depth-profile search after the first pass, until then
 WORKER_PASSES_UNTIL = 0.85
 WORKER_UNTIL = 0.95
@@ -494,7 +498,8 @@ WORKER_CODE = "from archlang.solvers.milp.boxsolve import _incumbent_worker; " \
 
 def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
     """The second process (`_Worker`): the incumbent phases until WORKER_UNTIL of
-    WORKER_BOUNDS_FROM of the limit, every point they end with sent to the bounding process;
+    WORKER_BOUNDS_FROM of the limit (at most WORKER_PHASES_AT_MOST s), every point they end
+    with sent to the bounding process;
     then the box search over the boxes that process hands over, until the limit (less
     WORKER_MARGIN), its bound over them sent back."""
     from multiprocessing.connection import Connection
@@ -518,7 +523,8 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
         now = time.perf_counter()
         start = now - (time.time() - began)  # the solve's start, for the progress lines
         # from here, after start-up
-        window = max(0.5, start + WORKER_UNTIL * WORKER_BOUNDS_FROM * limit - now)
+        phases = min(WORKER_BOUNDS_FROM * limit, WORKER_PHASES_AT_MOST)
+        window = max(0.5, start + WORKER_UNTIL * phases - now)
         from archlang.solvers.milp.boxbb import BoxSearch
         from archlang.solvers.milp.heuristic import StageMoves
         from archlang.solvers.milp.program import objective_of
