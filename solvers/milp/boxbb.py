@@ -75,6 +75,13 @@ ROOT_STEPS = 40  # bundle steps at the first box (its children start from its mu
 # best ones: without it the level bundle's first steps jump to the edge of the multiplier box
 # (R18, widths held at an answer, 6 steps a box: proven in 2.4 s with it, 10.2 s without).
 TRUST = 0.25
+# A bundle step's level: this far from the model's minimum towards the best bound. The global
+# search takes LEVEL (0.7: its gaps after 50 s 1.13 / 0.57 / 0.42% against 1.18 / 0.61 / 0.45%
+# at 0.3); searches within a box (the incumbents' neighbourhoods and depth profiles) and the
+# first box's relaxed starts keep LOCAL_LEVEL, with which their phases were tuned (at 0.7 a
+# 60-s R34 solve's first pass ended at 48,413 instead of 48,444.1).
+LEVEL = 0.7
+LOCAL_LEVEL = 0.3
 RHO_SCALE = 100.0
 STAGE_CACHE = 50_000  # entries per cache of `_stage` and its kind (about 1 kB each)
 CHAIN_WORK = 300_000  # table entries above which a box is bounded stage by stage
@@ -914,7 +921,8 @@ class BoxSearch:
 
 
     def bound(self, box: Box, duals: Duals, target: float, iterations: int,
-              trust: float = math.inf) -> tuple[Relaxed | None, Duals]:
+              trust: float = math.inf,
+              level: float = LOCAL_LEVEL) -> tuple[Relaxed | None, Duals]:
         """The least bound over a few bundle steps, total depth by total depth. Each step's
         relaxation bounds every total of the box at once (`relax_totals`), so each total
         keeps the least bound of any step, and the box's bound is the largest total's: never
@@ -965,7 +973,7 @@ class BoxSearch:
             if not alive:
                 break
             if not per_total:  # a step for the box as a whole while that still pays
-                nxt = self._next_duals(whole_solver, whole[0], whole[1], trust)
+                nxt = self._next_duals(whole_solver, whole[0], whole[1], trust, level)
                 if nxt is not None:
                     pi = nxt
                     continue
@@ -979,7 +987,7 @@ class BoxSearch:
             solver = solvers.setdefault(top, DualSolver(self.nduals))
             for value, at_found, g, at_pi in pending.pop(top, ()):
                 solver.add(value, at_found.at(g).grad, at_pi)
-            nxt = self._next_duals(solver, best[top][0], best[top][1], trust)
+            nxt = self._next_duals(solver, best[top][0], best[top][1], trust, level)
             if nxt is None:
                 break  # the largest total's bound will not fall: nor will the box's
             pi = nxt
@@ -996,13 +1004,14 @@ class BoxSearch:
 
     @staticmethod
     def _next_duals(solver: DualSolver, high: float, near: np.ndarray,
-                    trust: float) -> np.ndarray | None:
+                    trust: float, level: float) -> np.ndarray | None:
         """A level bundle step from the best multipliers `near` (whose bound is `high`),
-        within `trust` times their size; None once the model says the bound will not fall."""
+        within `trust` times their size, to the model's level `level` of the way from its
+        minimum to `high`; None once the model says the bound will not fall."""
         model = solver.model_min(near, trust * max(float(near.max()), 1.0))
         if model is None or high - model[0] <= 1e-5 * abs(high):
             return None
-        return solver.next_point(near, model[0] + 0.3 * (high - model[0]))
+        return solver.next_point(near, model[0] + level * (high - model[0]))
 
     def _bound_totals(self, box: Box, duals: np.ndarray) -> _Totals | None:
         """`bound_of` split by total depth where the stage-by-stage bound is used without
@@ -1083,6 +1092,7 @@ class BoxSearch:
             return lowest if best is None else best + gap * abs(best)
 
         root = self.propagate(within or self.root())
+        level = LEVEL if within is None else LOCAL_LEVEL
         heap: list[_Node] = []
         seq = itertools.count()
         # Multipliers start where the last search's first box converged (searches of nearby
@@ -1127,15 +1137,17 @@ class BoxSearch:
                 # their parent's multipliers: a child then repeats most of its stages' results
                 # (`_stage`), so splitting is cheaper than more steps on every box.
                 if nodes == 1 and opened is None:
-                    r, duals = self.bound(node.box, node.duals, target(), root_steps)
+                    r, duals = self.bound(node.box, node.duals, target(), root_steps,
+                                          level=level)
                     self.root_duals = duals
                     since = 0
                 elif REPRICE_EVERY and node.since + 1 >= REPRICE_EVERY:
                     r, duals = self.bound(node.box, node.duals, target(),
-                                          max(iterations, REPRICE_STEPS), TRUST)
+                                          max(iterations, REPRICE_STEPS), TRUST, level)
                     since = 0
                 else:
-                    r, duals = self.bound(node.box, node.duals, target(), iterations, TRUST)
+                    r, duals = self.bound(node.box, node.duals, target(), iterations, TRUST,
+                                          level)
                     since = node.since + 1
                 if r is None:
                     continue
