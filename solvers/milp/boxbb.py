@@ -162,7 +162,8 @@ def stage_table(st, pairs: list[tuple[int, int]], head: Head) -> StageTable:
     only on the stage's width, so they are counted with its first block."""
     wi = np.array([a for a, _ in pairs], dtype=np.int64)
     bi = np.array([b for _, b in pairs], dtype=np.int64)
-    w = np.array(st.widths, dtype=np.float64)[wi][:, None]
+    widths = np.array(st.widths, dtype=np.float64)
+    w = widths[wi][:, None]
     b = np.array(st.bottlenecks, dtype=np.float64)[bi][:, None]
     k = np.array(st.kernels, dtype=np.float64)[None, :]
     r2, big = float(st.res_out ** 2), float(st.res_in ** 2)
@@ -181,10 +182,10 @@ def stage_table(st, pairs: list[tuple[int, int]], head: Head) -> StageTable:
         np.broadcast_to(big * b + r2 * w, u.shape),
         bbkk + 4 * b + b * w + 4 * w + head.params(w), 2 * w * b + bbkk + 4 * b + 2 * w,
         np.broadcast_to(b + w, u.shape), np.array(st.depths, dtype=np.float64),
-        np.array(st.widths, dtype=np.float64), np.array(st.bottlenecks, dtype=np.float64),
+        widths, np.array(st.bottlenecks, dtype=np.float64),
         row_of, b_first, b_last, contiguous,
-        head.macs(np.array(st.widths, dtype=np.float64)) * np.ones(len(st.widths)),
-        head.params(np.array(st.widths, dtype=np.float64)) * np.ones(len(st.widths)))
+        np.broadcast_to(head.macs(widths), widths.shape),  # a scalar when the head is none
+        np.broadcast_to(head.params(widths), widths.shape))
 
 
 def stage_tables(p: Staged, tables: Tables) -> list[StageTable]:
@@ -1138,7 +1139,7 @@ class BoxSearch:
                 # (`_stage`), so splitting is cheaper than more steps on every box.
                 if nodes == 1 and opened is None:
                     r, duals = self.bound(node.box, node.duals, target(), root_steps,
-                                          level=level)
+                                          math.inf, level)
                     self.root_duals = duals
                     since = 0
                 elif REPRICE_EVERY and node.since + 1 >= REPRICE_EVERY:

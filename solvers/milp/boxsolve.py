@@ -275,12 +275,8 @@ def _merged(out: Any, theirs: Any) -> Any:
     if status in closed:
         status = ("optimal" if out.point is not None else "infeasible") if theirs_closed \
             else "time_limit"
-    if status == "infeasible":
-        bound = -math.inf
-    elif out.point is not None:
-        bound = max(out.bound, bound, out.objective)
-    else:
-        bound = max(out.bound, bound)
+    # the search and `adopt` keep the bound at least the answer
+    bound = -math.inf if status == "infeasible" else max(out.bound, bound)
     return dataclasses.replace(out, bound=bound, status=status, nodes=out.nodes + nodes)
 
 
