@@ -434,6 +434,7 @@ class BoxSearch:
         self._blocks, self._stages = _Memo(4096), _Memo()
         self._least, self._pairs = _Memo(), _Memo()
         self._geometries = _Memo(4096)  # up to hundreds of kB each, for wide boxes
+        self._log_b = [np.log(tab.bottlenecks) for tab in self.tables]
         self.root_duals: np.ndarray | None = None
         from archlang.solvers.milp.chainbound import ChainBound
 
@@ -728,20 +729,22 @@ class BoxSearch:
         if np.any(K < 0):  # a negative weight (alpha) makes the value convex in b
             return self._stage_dense(t, tab, box, pr)
         lam, mu, c = pr.lam, pr.mu, pr.c
-        x = 2.0 * K * g.d
-        y = lam * (g.my + c * g.big) + mu * (g.py + c)
-        z = (lam * g.r2 + mu) * g.dk2
-        extra = sum((a * (lr2 + g.logw) + nu) * pr.log0 for a, lr2, nu in pr.own) \
-            if pr.own else 0.0
-        C = K * g.logs + pr.nxt * g.logw + extra - lam * (g.mc + c * g.r2 * g.w) \
-            - mu * (g.pc + c * g.w)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            star = np.where(z > 0, (-y + np.sqrt(y * y + 8 * z * x)) / (4 * z),
-                            np.where(y > 0, x / y, np.inf))
+        x = (2.0 * K) * g.d
+        per_b2 = lam * g.r2 + mu  # the b^2 terms' price per unit of d k^2
+        y = lam * g.my + mu * g.py + c * (lam * g.big + mu)
+        z = per_b2 * g.dk2
+        C = K * g.logs + pr.nxt * g.logw - lam * g.mc - mu * g.pc - (c * per_b2) * g.w
+        for a, lr2, nu in pr.own:
+            C = C + (a * (lr2 + g.logw) + nu) * pr.log0
+        if per_b2 > 0:  # z > 0 throughout (d k^2 >= 1)
+            star = (np.sqrt(y * y + 8 * z * x) - y) / (4 * z)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                star = np.where(y + 0.0 * z > 0, x / y, np.inf)  # z: the kernel axis
         j = np.searchsorted(tab.bottlenecks, star)  # candidates j - 1 and j
-        cands = np.stack([np.clip(j - 1, g.lo, g.hi), np.clip(j, g.lo, g.hi)])
+        cands = np.minimum(np.maximum(np.stack([j - 1, j]), g.lo), g.hi)
         b = tab.bottlenecks[cands]
-        vals = x * np.log(b) - y * b - z * b * b + C  # (2, width, kernel, depth)
+        vals = x * self._log_b[t][cands] - (y + z * b) * b + C  # (2, width, kernel, depth)
         flat = vals.reshape(-1, vals.shape[-1])
         arg = np.argmax(flat, axis=0)
         cols = np.arange(flat.shape[1])
