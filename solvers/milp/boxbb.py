@@ -89,6 +89,7 @@ CHAIN_WORK = 300_000  # table entries above which a box is bounded stage by stag
 # width's weight grows with the alpha of the scale end it owns. Widths first: on R18 (30 s,
 # same incumbent) depth 0.15 / bottleneck 0.5 left a bound of 37,906, these 37,408; R50
 # 53,050 -> 52,648.
+OWN_BY_LAYERS = True
 BRANCH_WEIGHTS = {"depth": 0.02, "width": 1.0, "own": 2.0, "bottleneck": 0.1, "kernel": 0.5,
                   "stem": 2.0}  # effectiveness rows are in log-width units (hundreds): scale to ~1
 
@@ -1040,6 +1041,13 @@ class BoxSearch:
         log-range of widths, weighted by the scale ends they own; depth range; bottleneck
         log-range; kernels; stem)."""
         own = {i - 1: a for a, (i, _) in zip(self.alphas, self.ends) if i > 0}
+        if OWN_BY_LAYERS:
+            # the width at a scale end multiplies the log-widths of every layer before it:
+            # weigh its alpha by that end's share of the point's layers
+            cum = np.cumsum([d for d, *_ in point[1]])
+            layers = {i - 1: 1 + 3 * cum[i - 1] for i, _ in self.ends if i > 0}
+            most = max(layers.values())
+            own = {t: a * layers[t] / most for t, a in own.items()}
         best_slot, best_score = -1, 0.0
         for t, st in enumerate(self.p.stages):
             w = BRANCH_WEIGHTS
