@@ -995,3 +995,30 @@ def test_infeasible_entropy_floor_is_proven_and_relaxed():
     least = {r.constraint: r.least for r in solution.conflicts}
     shown = float(least["entropy_score >= 5000"].split(">=")[1].split("(")[0])
     assert 0.9 * most <= shown <= most
+
+
+def test_branching_weighs_a_scale_end_by_its_share_of_the_layers():
+    """A width that owns a scale end multiplies, in the entropy, the log-widths of every layer
+    before that end, so its branching weight is its alpha times the end's share of the relaxed
+    point's layers: with the same log-range open at the first stage's width (its end follows 4
+    of the point's 127 layers) and at the fourth's (alpha 1 too, 97 layers), the fourth is
+    split first; a weight by alpha alone would tie them."""
+    from archlang.solvers.milp.boxbb import Box, BoxSearch, _slot
+    from archlang.solvers.milp.staged import tables
+
+    space, p = _deepmad_r18()
+    boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
+    point = (32, ((1, 144, 32, 5), (1, 144, 56, 5), (14, 640, 64, 5), (16, 704, 72, 5),
+                  (10, 912, 96, 5)))
+    box = _box_around(boxes, point, 0, 0)
+    lo, hi = list(box.lo), list(box.hi)
+    for t, (low, high) in ((0, (72, 144)), (3, (352, 704))):
+        widths = p.stages[t].widths
+        lo[_slot(t, 1)], hi[_slot(t, 1)] = widths.index(low), widths.index(high)
+    for t in range(len(p.stages)):  # bottlenecks and kernels held at the point's
+        lo[_slot(t, 2)] = hi[_slot(t, 2)] = p.stages[t].bottlenecks.index(point[1][t][2])
+        lo[_slot(t, 3)] = hi[_slot(t, 3)] = p.stages[t].kernels.index(point[1][t][3])
+    lo[0] = hi[0] = p.stems.index(point[0])
+    left, right = boxes.branch(Box(tuple(lo), tuple(hi)), point)
+    split = [i for i in range(len(lo)) if left.hi[i] != hi[i] or right.lo[i] != lo[i]]
+    assert split == [_slot(3, 1)]

@@ -86,11 +86,18 @@ RHO_SCALE = 100.0
 STAGE_CACHE = 50_000  # entries per cache of `_stage` and its kind (about 1 kB each)
 CHAIN_WORK = 300_000  # table entries above which a box is bounded stage by stage
 # Which interval to bisect: weight x spread (depths: their range; the others: log-range); a
-# width's weight grows with the alpha of the scale end it owns. Widths first: on R18 (30 s,
-# same incumbent) depth 0.15 / bottleneck 0.5 left a bound of 37,906, these 37,408; R50
-# 53,050 -> 52,648.
-OWN_BY_LAYERS = True
-BRANCH_WEIGHTS = {"depth": 0.02, "width": 1.0, "own": 2.0, "bottleneck": 0.1, "kernel": 0.5,
+# width's weight grows with the alpha of the scale end it owns times that end's share of the
+# relaxed point's layers (the end's width multiplies the log-widths of every
+# layer before it, so the first stages' ends, after a handful of layers, loosen the bound
+# little). Widths first: on R18 (30 s, same incumbent) depth 0.15 / bottleneck 0.5 left a
+# bound of 37,906, these 37,408; R50 53,050 -> 52,648. With the layers' share (2026-11-29,
+# 50 s from the same answers, one core, variants side by side): alpha alone 1.39 / 0.81 /
+# 0.63 % (R18 / R34 / R50), by layers 1.22 / 0.65 / 0.47 %; then widths weigh more against
+# depths, bottlenecks, kernels and the stem: width 2 1.06 / 0.54 / 0.38 %, width 4 1.05 /
+# 0.42 / 0.29 %, width 8 0.96-0.98 / 0.51-0.53 / 0.31-0.32 %, width 16 1.00 / 0.53 / 0.38 %;
+# width 4 with own 8 0.96 / 0.47 / 0.27 % against 1.00 / 0.44 / 0.29 % (kept; with it depth
+# 0.01 0.97 / 0.43 / 0.26 %, 0.04 1.03 / 0.44 / 0.26 %).
+BRANCH_WEIGHTS = {"depth": 0.02, "width": 4.0, "own": 8.0, "bottleneck": 0.1, "kernel": 0.5,
                   "stem": 2.0}  # effectiveness rows are in log-width units (hundreds): scale to ~1
 
 
@@ -1041,13 +1048,12 @@ class BoxSearch:
         log-range of widths, weighted by the scale ends they own; depth range; bottleneck
         log-range; kernels; stem)."""
         own = {i - 1: a for a, (i, _) in zip(self.alphas, self.ends) if i > 0}
-        if OWN_BY_LAYERS:
-            # the width at a scale end multiplies the log-widths of every layer before it:
-            # weigh its alpha by that end's share of the point's layers
-            cum = np.cumsum([d for d, *_ in point[1]])
-            layers = {i - 1: 1 + 3 * cum[i - 1] for i, _ in self.ends if i > 0}
-            most = max(layers.values())
-            own = {t: a * layers[t] / most for t, a in own.items()}
+        # the width at a scale end multiplies the log-widths of every layer before it: its
+        # alpha is weighed by that end's share of the relaxed point's layers
+        cum = np.cumsum([d for d, *_ in point[1]])
+        layers = {i - 1: 1 + 3 * cum[i - 1] for i, _ in self.ends if i > 0}
+        most = max(layers.values())
+        own = {t: a * layers[t] / most for t, a in own.items()}
         best_slot, best_score = -1, 0.0
         for t, st in enumerate(self.p.stages):
             w = BRANCH_WEIGHTS
