@@ -96,25 +96,26 @@ class Incumbents:
                 point = other
         return point
 
-    def improve(self, point: Point, begun: float) -> Point:
+    def improve(self, point: Point, begun: float, adopt: bool = True) -> Point:
         """One pass from `point`: exact stage moves; a large neighbourhood (depths,
         bottlenecks and kernels searched exactly by the box search with the widths held),
         polished by stage moves; then pair moves (two stages re-chosen at once). Each phase
-        starts from the better of its predecessor's point and any the bounding process has
-        sent."""
+        starts from the better of its predecessor's point and, with `adopt`, any the
+        bounding process has sent."""
         budget, moves, boxes = self.budget, self.moves, self.boxes
-        point = moves.improve(self._better_sent(point),
+        take = self._better_sent if adopt else (lambda point: point)
+        point = moves.improve(take(point),
                               time.perf_counter() + max(0.2, 0.05 * budget))
         self.found("after the heuristic and stage moves", point)
         left = LNS_UNTIL * budget - (time.perf_counter() - begun)
         if left > 0:
-            point = self._better_sent(point)
+            point = take(point)
             found = boxes.search(point, left, 0.0, iterations=6, within=boxes.around(point, 0))
             if found.point is not None:
                 point = moves.improve(found.point,
                                       time.perf_counter() + max(0.2, 0.05 * budget))
             self.found("after the large neighbourhood with the widths held", point)
-        point = moves.improve_pairs(self._better_sent(point), begun + PAIRS_UNTIL * budget)
+        point = moves.improve_pairs(take(point), begun + PAIRS_UNTIL * budget)
         self.found("after pair moves", point)
         return point
 
@@ -150,7 +151,10 @@ class Incumbents:
         ones; then the depth-profile search until `profiles_until`. `profiles_first`: a
         depth-profile search right after the first pass, until then."""
         value = self.boxes.value
-        incumbent = self.improve(first, self.start)
+        # The first pass keeps to its own start: adopting the box search's early incumbents
+        # there led R18's into a poorer basin (60-s solves: 36,344.8-36,346.1 against
+        # 36,397.2-36,453.8 without; R34 48,587.1, R50 52,013.6 either way).
+        incumbent = self.improve(first, self.start, adopt=False)
         seed, ran = 1, time.perf_counter() - self.start
         if profiles_first is not None:
             incumbent = _profiles(self.boxes, self.moves, self._better_sent(incumbent),
