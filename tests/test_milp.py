@@ -597,11 +597,15 @@ def _lagrangian(boxes, point, duals):
     return value
 
 
-def _box_around(boxes, point, width_steps, depth_steps):
+def _box_around(boxes, point, width_steps, depth_steps, pin_stem=False):
+    """The root box narrowed to `width_steps` widths and `depth_steps` depths either side of
+    the point's, per stage (and to its stem if `pin_stem`)."""
     from archlang.solvers.milp.boxbb import Box, _slot
 
     p = boxes.p
     lo, hi = list(boxes.root().lo), list(boxes.root().hi)
+    if pin_stem:
+        lo[0] = hi[0] = p.stems.index(point[0])
     for t, (st, (d, w, _, _)) in enumerate(zip(p.stages, point[1])):
         for what, values, v, r in ((0, st.depths, d, depth_steps), (1, st.widths, w, width_steps)):
             i = values.index(v)
@@ -758,10 +762,8 @@ def test_chain_bound_is_exact_in_the_widths():
     boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
     center = (32, ((1, 96, 16, 5), (2, 392, 40, 5), (15, 632, 64, 5), (14, 656, 72, 5),
                    (9, 968, 104, 5)))
-    box = _box_around(boxes, center, 1, 0)
+    box = _box_around(boxes, center, 1, 0, pin_stem=True)
     lo, hi = list(box.lo), list(box.hi)
-    lo[0] = hi[0] = p.stems.index(32)
-    box = Box(tuple(lo), tuple(hi))
     duals = np.array([1490.0, 1990.0, 0, 0, 0, 50.0])
     chain = boxes.chain.relax(box, duals).bound
     best = -math.inf
@@ -1010,7 +1012,7 @@ def test_branching_weighs_a_scale_end_by_its_share_of_the_layers():
     boxes = BoxSearch(space, p, "entropy_score", "maximize", tables(space, p))
     point = (32, ((1, 144, 32, 5), (1, 144, 56, 5), (14, 640, 64, 5), (16, 704, 72, 5),
                   (10, 912, 96, 5)))
-    box = _box_around(boxes, point, 0, 0)
+    box = _box_around(boxes, point, 0, 0, pin_stem=True)
     lo, hi = list(box.lo), list(box.hi)
     for t, (low, high) in ((0, (72, 144)), (3, (352, 704))):
         widths = p.stages[t].widths
@@ -1018,7 +1020,6 @@ def test_branching_weighs_a_scale_end_by_its_share_of_the_layers():
     for t in range(len(p.stages)):  # bottlenecks and kernels held at the point's
         lo[_slot(t, 2)] = hi[_slot(t, 2)] = p.stages[t].bottlenecks.index(point[1][t][2])
         lo[_slot(t, 3)] = hi[_slot(t, 3)] = p.stages[t].kernels.index(point[1][t][3])
-    lo[0] = hi[0] = p.stems.index(point[0])
     left, right = boxes.branch(Box(tuple(lo), tuple(hi)), point)
     split = [i for i in range(len(lo)) if left.hi[i] != hi[i] or right.lo[i] != lo[i]]
     assert split == [_slot(3, 1)]

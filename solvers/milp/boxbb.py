@@ -1047,13 +1047,13 @@ class BoxSearch:
         """Bisect the decision whose interval loosens the bound most (a weighted spread:
         log-range of widths, weighted by the scale ends they own; depth range; bottleneck
         log-range; kernels; stem)."""
-        own = {i - 1: a for a, (i, _) in zip(self.alphas, self.ends) if i > 0}
         # the width at a scale end multiplies the log-widths of every layer before it: its
         # alpha is weighed by that end's share of the relaxed point's layers
         cum = np.cumsum([d for d, *_ in point[1]])
         layers = {i - 1: 1 + 3 * cum[i - 1] for i, _ in self.ends if i > 0}
         most = max(layers.values())
-        own = {t: a * layers[t] / most for t, a in own.items()}
+        own = {i - 1: a * layers[i - 1] / most
+               for a, (i, _) in zip(self.alphas, self.ends) if i > 0}
         best_slot, best_score = -1, 0.0
         for t, st in enumerate(self.p.stages):
             w = BRANCH_WEIGHTS
