@@ -812,6 +812,31 @@ def test_pair_moves_improve_a_stage_move_optimum_and_keep_every_requirement():
     assert not archlang.fix(space, assignment(p, better)).violations()
 
 
+def test_triple_moves_with_a_filler_improve_a_pair_move_optimum():
+    """From a 60-s R18 answer that no stage move and no small pair move improves, re-choosing
+    three stages at once improves it, and more so with a fourth stage's bottleneck re-chosen
+    with them (the filler restores the effectiveness limit the reshaping moves)."""
+    import time
+
+    from archlang.solvers.milp.heuristic import StageMoves
+    from archlang.solvers.milp.staged import assignment, scores
+
+    space, p = _deepmad_r18()
+    moves = StageMoves(space, p, "entropy_score", "maximize")
+    start = (32, ((1, 144, 24, 5), (1, 144, 56, 5), (14, 648, 72, 5), (15, 688, 72, 5),
+                  (11, 880, 88, 5)))
+    assert moves.improve(start, time.perf_counter() + 30) == start
+    assert moves.improve_pairs(start, time.perf_counter() + 30, sizes=((4, 1, 1),)) == start
+    plain = moves.improve_triples(start, time.perf_counter() + 30, filler_steps=0)
+    filled = moves.improve_triples(start, time.perf_counter() + 30)
+    value = {name: scores(p, point)["entropy_score"]
+             for name, point in (("start", start), ("plain", plain), ("filled", filled))}
+    assert value["start"] < value["plain"] < value["filled"]
+    for point in (plain, filled):
+        assert moves.meets(point)
+        assert not archlang.fix(space, assignment(p, point)).violations()
+
+
 @pytest.mark.parametrize("formulation", ["staged-boxes", "staged-milp"])
 def test_staged_infeasible_budget_is_reported(formulation):
     """Budgets below the cheapest point: both engines say infeasible and return no point."""

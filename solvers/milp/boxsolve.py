@@ -30,8 +30,9 @@ from archlang.ir import space as S
 from archlang.solvers.milp.staged import Point, Staged
 
 # Shares of a pass's time by which the incumbent's phases stop: the large neighbourhood,
-# pair moves, the depth-profile search (a phase whose share is below the previous one's is
-# skipped); the global box search has the rest of the limit. A pass lasts the time limit, at
+# pair moves, triple moves (`StageMoves.improve_triples`), and on one core the depth-profile
+# search (a phase whose share is below the previous one's is skipped); the global box search
+# has the rest of the limit. A pass lasts the time limit, at
 # most PASS_SECONDS; a longer limit repeats the stage moves, neighbourhood and pair moves from
 # new starts until PAIRS_UNTIL of the limit, keeping the best. One pass converges to one local
 # optimum, and where it ends depends on its start far more than on its length: R50, passes of
@@ -41,10 +42,12 @@ from archlang.solvers.milp.staged import Point, Staged
 # R50 51,833.2 from the total 54, above every evolutionary start), then evolutionary ones.
 LNS_UNTIL = 0.35
 PAIRS_UNTIL = 0.6
+TRIPLES_UNTIL = 0.75
 PROFILES_UNTIL = 0.65
 PASS_SECONDS = 13.0
 RELAXED_STARTS = 8  # totals whose relaxed points start passes
 POLISH = 0.05  # share of a pass for pair moves from each incumbent the global search finds
+TRIPLE_POLISH = 0.1  # and then for triple moves
 PROFILE_STEPS = 16  # width steps either side of the incumbent's in a depth profile's box
 PROFILE_ITERATIONS = 3  # bundle steps per box there
 # With a second process the incumbent phases have WORKER_BOUNDS_FROM of the limit, at most
@@ -117,6 +120,8 @@ class Incumbents:
             self.found("after the large neighbourhood with the widths held", point)
         point = moves.improve_pairs(take(point), begun + PAIRS_UNTIL * budget)
         self.found("after pair moves", point)
+        point = moves.improve_triples(take(point), begun + TRIPLES_UNTIL * budget)
+        self.found("after triple moves", point)
         return point
 
     def relaxed_starts(self) -> list[Point]:
@@ -159,7 +164,7 @@ class Incumbents:
         if profiles_first is not None:
             incumbent = _profiles(self.boxes, self.moves, self._better_sent(incumbent),
                                   profiles_first, self.budget, progress, self.found)
-        pass_time = PAIRS_UNTIL * self.budget
+        pass_time = TRIPLES_UNTIL * self.budget
         starts: list[Point] | None = None
         while ran >= 0.5 * pass_time and time.perf_counter() + pass_time <= passes_until:
             begun = time.perf_counter()
@@ -285,10 +290,17 @@ def _merged(out: Any, theirs: Any) -> Any:
 
 
 def _polisher(moves: Any, start: float, limit: float) -> Callable[[Point], Point]:
-    """Pair moves from each incumbent the global search finds, for a share of a pass."""
-    share = POLISH * min(limit, PASS_SECONDS)
-    return lambda point: moves.improve_pairs(
-        point, min(time.perf_counter() + share, start + limit))
+    """Pair moves, then triple moves, from each incumbent the global search finds, each for
+    a share of a pass."""
+    pass_seconds = min(limit, PASS_SECONDS)
+
+    def polish(point: Point) -> Point:
+        point = moves.improve_pairs(
+            point, min(time.perf_counter() + POLISH * pass_seconds, start + limit))
+        return moves.improve_triples(
+            point, min(time.perf_counter() + TRIPLE_POLISH * pass_seconds, start + limit))
+
+    return polish
 
 
 def _answer(space: S.Space, p: Staged, boxes: Any, out: Any, check: Any, start: float,
@@ -558,7 +570,7 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
         else:
             progress("the heuristic found no feasible start")
         _bound_handed(boxes, conn, inbox, sent, given, best, start + limit - WORKER_MARGIN,
-                      progress)
+                      progress, _polisher(moves, start, limit))
     except (EOFError, OSError):  # the bounding process has ended (its pipes are closed)
         pass
     except Exception as exc:  # noqa: BLE001 -- the bounding process goes on without us
@@ -574,10 +586,12 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
 
 def _bound_handed(boxes: Any, conn: Any, inbox: Any, sent: Callable[[], list[Point]],
                   given: list[Any], best: Point | None, end: float,
-                  progress: Callable[[str], None]) -> None:
+                  progress: Callable[[str], None],
+                  polish: Callable[[Point], Point] | None = None) -> None:
     """The worker, free: says so, waits for the boxes the bounding process hands over, and
-    bounds them with the same best-first search until `end`; sends back their bound, status
-    and count (and, as the phases did, every incumbent it finds)."""
+    bounds them with the same best-first search until `end` (polishing its incumbents as
+    the first process does); sends back their bound, status and count (and, as the phases
+    did, every incumbent it finds)."""
     conn.send(("free", None))
     points: list[Point] = []
     while not given and time.perf_counter() < end:
@@ -591,7 +605,8 @@ def _bound_handed(boxes: Any, conn: Any, inbox: Any, sent: Callable[[], list[Poi
     incumbent = max(feasible, key=boxes.value) if feasible else None
     out = boxes.search(incumbent, max(0.0, end - time.perf_counter()), gap,
                        lambda text: progress(f"second process: {text}"), offers=sent,
-                       share=lambda point: conn.send(("point", point)), opened=nodes)
+                       share=lambda point: conn.send(("point", point)), opened=nodes,
+                       polish=polish)
     conn.send(("bound", (out.bound, out.status, out.nodes)))
 
 
