@@ -350,7 +350,8 @@ def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, budget: fl
     """Depth-profile local search: the incumbent's depth profile, then those one block away
     in one stage, each searched exactly (the box search, whose bound is exact in the widths
     once the depths are fixed) over widths within PROFILE_STEPS of the incumbent's, any
-    bottleneck and kernel. Moves to the first profile that improves; stops when none does."""
+    bottleneck and kernel. Moves to the first profile that improves (its point polished by
+    stage and triple moves); stops when none does."""
     p, metric = boxes.p, boxes.metric
     tried: set[tuple[int, ...]] = set()
     each = max(0.5, 0.04 * budget)
@@ -386,6 +387,8 @@ def _profiles(boxes: Any, moves: Any, incumbent: Point, until: float, budget: fl
             if result.point != incumbent:  # the search returns the incumbent or a better point
                 incumbent = moves.improve(result.point,
                                           time.perf_counter() + max(0.2, 0.02 * budget))
+                incumbent = moves.improve_triples(
+                    incumbent, time.perf_counter() + max(0.2, TRIPLE_POLISH * budget))
                 found(f"in depth profile {profile}", incumbent)
                 improved = True
                 break
