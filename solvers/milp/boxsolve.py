@@ -224,7 +224,12 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                                share=worker.send, interruptible=True,
                                polish=_polisher(StageMoves(space, p, metric, sense, t),
                                                 start, limit),
-                               hand_over=worker.receiver)
+                               hand_over=worker.receiver,
+                               # not while the second process's phases run: the points
+                               # sent to them then steer them (R34's answer fell, 48,587.1
+                               # -> 48,579.5-48,583.0 in three 60-s solves)
+                               near_after=min(WORKER_BOUNDS_FROM * limit,
+                                              WORKER_PHASES_AT_MOST))
         finally:
             # a search that handed boxes over waits for their bound (the worker ends its
             # search by the limit); one interrupted or failed does not
