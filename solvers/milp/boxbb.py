@@ -69,10 +69,6 @@ from archlang.solvers.milp.terms import Unsupported
 # 50 s from the answer, 1.98 -> 1.31 %; R34 0.73 -> 0.70 %; R50 0.60 -> 0.56 % (every 3rd to
 # 24th level and 2 to 8 steps measured: docs/deepmad.md).
 REPRICE_EVERY = 9
-# Feasible relaxed points within NEAR_POLISH below the incumbent are polished as new
-# incumbents are, while that has taken at most NEAR_SHARE of the search's time (`_NearPolish`).
-NEAR_POLISH = 0.005
-NEAR_SHARE = 0.1
 REPRICE_STEPS = 6
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
 # Bundle steps after the first box's stay within this share of the multipliers' size of the
@@ -87,6 +83,10 @@ TRUST = 0.25
 LEVEL = 0.7
 LOCAL_LEVEL = 0.3
 RHO_SCALE = 100.0
+# Feasible relaxed points within NEAR_POLISH below the incumbent are polished as new
+# incumbents are, while that has taken at most NEAR_SHARE of the search's time (`_NearPolish`).
+NEAR_POLISH = 0.005
+NEAR_SHARE = 0.1
 STAGE_CACHE = 50_000  # entries per cache of `_stage` and its kind (about 1 kB each)
 CHAIN_WORK = 300_000  # table entries above which a box is bounded stage by stage
 # Which interval to bisect: weight x spread (depths: their range; the others: log-range); a

@@ -292,15 +292,16 @@ class StageMoves:
                         filler_steps: int = 6) -> Point:
         """Local search whose move re-chooses three stages at once near their current
         choices (`_near` with `size`) together with the bottleneck of one other stage (the
-        *filler*: its allowed bottlenecks within `filler_steps` of its own). Best move per
-        (triple, filler), in turn, until none improves (or the deadline).
+        *filler*: its allowed bottlenecks within `filler_steps` of its own). Best
+        improvement over every (triple, filler) move, repeated until none improves (or the
+        deadline).
 
         Why the filler: a budget-neutral reshaping of three stages usually moves the
         effectiveness limit (the log-width sum of every layer against their number), and
         what restores it most cheaply is often a narrow early stage's bottleneck (its
         log-width is cheap in parameters). Neither move is an improvement alone: on R18
         pair moves stop at 36,421.7 from a 60-s answer of 36,414.5, and these moves reach
-        the best answer known, 36,517.1, in two steps (3.9 s)."""
+        36,517.1 in two steps (0.6 s); without the filler they stop at 36,431.2."""
         p = self.p
         n = len(p.stages)
         if n < 3 or not self.meets(point):
