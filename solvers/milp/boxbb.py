@@ -1178,22 +1178,17 @@ class BoxSearch:
                     continue
                 if not r.infeasible and self.feasible(r.point):
                     value = self.value(r.point)
-                    if _better(value, best):
-                        best, best_point = value, r.point
-                        if polish is not None:  # a local search from the new incumbent
-                            best_point = polish(best_point)
-                            best = self.value(best_point)
+                    found, origin = None, ""  # a point to adopt if it beats the incumbent
+                    if _better(value, best):  # polished: a local search from it
+                        found = polish(r.point) if polish is not None else r.point
+                    elif polish is not None and near.worth(value, best, r.point):
+                        found = near.polish(polish, r.point)
+                        origin = f", polished from a point {value / self.sign:.6g}"
+                    if found is not None and _better(self.value(found), best):
+                        best, best_point = self.value(found), found
                         share(best_point)
                         progress(f"incumbent {self.metric} = {best / self.sign:.6g} (node "
-                                 f"{nodes})")
-                    elif polish is not None and near.worth(value, best, r.point):
-                        point = near.polish(polish, r.point)
-                        if _better(self.value(point), best):
-                            best, best_point = self.value(point), point
-                            share(best_point)
-                            progress(f"incumbent {self.metric} = {best / self.sign:.6g} "
-                                     f"(node {nodes}, polished from a point "
-                                     f"{value / self.sign:.6g})")
+                                 f"{nodes}{origin})")
                 if r.bound <= target():
                     closed_bound = max(closed_bound, min(r.bound, -node.key))
                     continue

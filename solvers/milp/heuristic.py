@@ -274,12 +274,9 @@ class StageMoves:
                     trial = list(stages)  # the other stages stay scalars (broadcast)
                     trial[s1] = tuple(x[ia] for x in a)
                     trial[s2] = tuple(x[ib] for x in b)
-                    sc = scores_batch(p, stem, trial)
-                    ok = self._feasible(sc) & self._chains_ok(stem, trial)
-                    value = np.where(ok, self.sign * sc[self.metric], -np.inf)
-                    i = int(np.argmax(value))
-                    if value[i] > best_value + 1e-9 * max(1.0, abs(best_value)):
-                        best_value = float(value[i])
+                    found = self._best_of(stem, trial, best_value)
+                    if found is not None:
+                        (i,), best_value = found
                         best = list(stages)
                         best[s1] = tuple(int(x[ia[i]]) for x in a)
                         best[s2] = tuple(int(x[ib[i]]) for x in b)
@@ -352,20 +349,28 @@ class StageMoves:
                 trial[t] = tuple(x[r][:, None] for x in options)
             if filler is not None:
                 trial[filler] = (d, w, fill[None, :], k)
-            sc = scores_batch(p, stem, trial)
-            ok = self._feasible(sc) & self._chains_ok(stem, trial)
-            value = np.where(ok, self.sign * np.broadcast_to(sc[self.metric], ok.shape),
-                             -np.inf)
-            at = int(np.argmax(value))
-            if value.flat[at] > best_value + 1e-9 * max(1.0, abs(best_value)):
-                ri, fi = np.unravel_index(at, value.shape)
-                best_value = float(value.flat[at])
+            found = self._best_of(stem, trial, best_value)
+            if found is not None:
+                (ri, fi), best_value = found
                 best = list(stages)
                 for t, options, r in zip(triple, near, rows):
                     best[t] = tuple(int(x[r[ri]]) for x in options)
                 if filler is not None:
                     best[filler] = (d, w, int(fill[fi]), k)
         return None if best is None else ((stem, tuple(best)), best_value)
+
+    def _best_of(self, stem, trial: list, current: float) -> tuple[tuple, float] | None:
+        """The index (in the broadcast shape of `trial`'s arrays) and value of the best
+        point of `trial` that meets every requirement, if better than `current`."""
+        import numpy as np
+
+        sc = scores_batch(self.p, stem, trial)
+        ok = self._feasible(sc) & self._chains_ok(stem, trial)
+        value = np.where(ok, self.sign * np.broadcast_to(sc[self.metric], ok.shape), -np.inf)
+        at = int(np.argmax(value))
+        if value.flat[at] > current + 1e-9 * max(1.0, abs(current)):
+            return np.unravel_index(at, value.shape), float(value.flat[at])
+        return None
 
     def _chains_ok(self, stem, stages):
         """Whether consecutive widths (arrays or scalars) meet the width-chain requirements."""
