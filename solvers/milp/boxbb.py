@@ -456,7 +456,8 @@ class BoxSearch:
         self._geometries = _Memo(4096)  # up to hundreds of kB each, for wide boxes
         self._log_b = [np.log(tab.bottlenecks) for tab in self.tables]
         self.root_duals: np.ndarray | None = None
-        self._screen: tuple[np.ndarray | None] | None = None  # `_screen_prices`, once
+        # `_screen_prices`: None until computed, then (its prices or None,)
+        self._screen: tuple[np.ndarray | None] | None = None
         from archlang.solvers.milp.chainbound import ChainBound
 
         self.chain: ChainBound | None = None
@@ -1097,7 +1098,7 @@ class BoxSearch:
                 for total, value in zip(found.totals.tolist(), found.values.tolist()):
                     if value < least.get(total, (math.inf,))[0]:
                         least[total] = (value, duals)
-        self._screen = (min(least.values(), key=lambda found: abs(found[0]))[1],)
+        self._screen = (min(least.values(), key=lambda entry: abs(entry[0]))[1],)
         return self._screen[0]
 
     def _with_totals(self, box: Box, totals: tuple[int, int]) -> Box:
@@ -1219,6 +1220,8 @@ class BoxSearch:
                 nodes += 1
                 if self.too_costly(node.box):
                     continue
+                # Totals with no feasible point keep a bound above the answer at any
+                # multipliers the bundle reaches; a subtree inherits what `screen` drops.
                 if nodes == 1 or (node.since + 1) % SCREEN_EVERY == 0:
                     screened = self.screen(node.box)
                     if screened is None:
