@@ -1196,10 +1196,68 @@ class BoxSearch:
         closed_bound = -math.inf  # the largest bound of a box closed against the target
         last_report = start
         interrupted = False
-        node: _Node | None = None  # the box being bounded: its region is in no other
+        # the bound of the region being bounded (a box popped unbounded, or the parent of the
+        # children being bounded): while it is in flight that region is in no open box
+        in_flight = -math.inf
+
+        def evaluate(box: Box, duals: Duals, since: int, cap: float) -> _Node | None:
+            """Bound one box (its multipliers from its parent's, `since` levels after they were
+            re-priced; `cap` the parent's bound), take its relaxed point as an incumbent where
+            it is better, and return it as an open node keyed by its own bound, or None when
+            it is closed."""
+            nonlocal nodes, closed_bound, best, best_point
+            nodes += 1
+            if self.too_costly(box):
+                return None
+            # Totals with no feasible point keep a bound above the answer at any multipliers
+            # the bundle reaches; a subtree inherits what `screen` drops.
+            if nodes == 1 or (since + 1) % SCREEN_EVERY == 0:
+                box = self.screen(box)
+                if box is None:
+                    return None
+            # The first box's multipliers are converged, and its descendants start from them;
+            # every REPRICE_EVERY-th level re-prices a box for its subtree. Other boxes take
+            # their parent's multipliers: a child then repeats most of its stages' results
+            # (`_stage`), so splitting is cheaper than more steps on every box.
+            if nodes == 1 and opened is None:
+                r, duals = self.bound(box, duals, target(), root_steps, math.inf, level)
+                self.root_duals = duals
+                since = 0
+            elif REPRICE_EVERY and since + 1 >= REPRICE_EVERY:
+                r, duals = self.bound(box, duals, target(), max(iterations, REPRICE_STEPS),
+                                      TRUST, level)
+                since = 0
+            else:
+                r, duals = self.bound(box, duals, target(), iterations, TRUST, level)
+                since += 1
+            if r is None:
+                return None
+            if not r.infeasible and self.feasible(r.point):
+                value = self.value(r.point)
+                found, origin = None, ""  # a point to adopt if it beats the incumbent
+                if _better(value, best):  # polished: a local search from it
+                    found = polish(r.point) if polish is not None else r.point
+                elif polish is not None and near.worth(value, best, r.point):
+                    found = near.polish(polish, r.point)
+                    origin = f", polished from a point {value / self.sign:.6g}"
+                if found is not None and _better(self.value(found), best):
+                    best, best_point = self.value(found), found
+                    share(best_point)
+                    progress(f"incumbent {self.metric} = {best / self.sign:.6g} (node "
+                             f"{nodes}{origin})")
+            if r.bound <= target():
+                closed_bound = max(closed_bound, min(r.bound, cap))
+                return None
+            # the totals closed here are left out of the box's children
+            closed_bound = max(closed_bound, min(r.closed, cap))
+            if r.totals is not None:
+                box = self.propagate(self._with_totals(box, r.totals))
+                if box is None:
+                    return None
+            return _Node(-min(r.bound, cap), next(seq), box, duals, since, r.point)
+
         try:
             while heap:
-                node = None
                 if time.perf_counter() - start > seconds:
                     break
                 for point in offers() if offers is not None else ():
@@ -1217,60 +1275,21 @@ class BoxSearch:
                 if -node.key <= target():  # the root's key is -inf: never closed unpriced
                     closed_bound = max(closed_bound, -node.key)
                     continue
-                nodes += 1
-                if self.too_costly(node.box):
-                    continue
-                # Totals with no feasible point keep a bound above the answer at any
-                # multipliers the bundle reaches; a subtree inherits what `screen` drops.
-                if nodes == 1 or (node.since + 1) % SCREEN_EVERY == 0:
-                    screened = self.screen(node.box)
-                    if screened is None:
-                        continue
-                    node = dataclasses.replace(node, box=screened)
-                # The first box's multipliers are converged, and its descendants start from them;
-                # every REPRICE_EVERY-th level re-prices a box for its subtree. Other boxes take
-                # their parent's multipliers: a child then repeats most of its stages' results
-                # (`_stage`), so splitting is cheaper than more steps on every box.
-                if nodes == 1 and opened is None:
-                    r, duals = self.bound(node.box, node.duals, target(), root_steps,
-                                          math.inf, level)
-                    self.root_duals = duals
-                    since = 0
-                elif REPRICE_EVERY and node.since + 1 >= REPRICE_EVERY:
-                    r, duals = self.bound(node.box, node.duals, target(),
-                                          max(iterations, REPRICE_STEPS), TRUST, level)
-                    since = 0
+                # A node is bounded when it is made, so that the heap holds each box's own
+                # bound, not its parent's (the bound proven at the limit is the largest key):
+                # a popped node is split and its children bounded. The root, unbounded, is
+                # bounded first.
+                in_flight = -node.key
+                if node.point is None:
+                    made = [evaluate(node.box, node.duals, node.since, math.inf)]
                 else:
-                    r, duals = self.bound(node.box, node.duals, target(), iterations, TRUST,
-                                          level)
-                    since = node.since + 1
-                if r is None:
-                    continue
-                if not r.infeasible and self.feasible(r.point):
-                    value = self.value(r.point)
-                    found, origin = None, ""  # a point to adopt if it beats the incumbent
-                    if _better(value, best):  # polished: a local search from it
-                        found = polish(r.point) if polish is not None else r.point
-                    elif polish is not None and near.worth(value, best, r.point):
-                        found = near.polish(polish, r.point)
-                        origin = f", polished from a point {value / self.sign:.6g}"
-                    if found is not None and _better(self.value(found), best):
-                        best, best_point = self.value(found), found
-                        share(best_point)
-                        progress(f"incumbent {self.metric} = {best / self.sign:.6g} (node "
-                                 f"{nodes}{origin})")
-                if r.bound <= target():
-                    closed_bound = max(closed_bound, min(r.bound, -node.key))
-                    continue
-                # the totals closed here are left out of the children
-                closed_bound = max(closed_bound, min(r.closed, -node.key))
-                box = node.box if r.totals is None else self.propagate(
-                    self._with_totals(node.box, r.totals))
-                for child in self.branch(box, r.point) if box is not None else ():
-                    child = self.propagate(child)
-                    if child is not None:
-                        heapq.heappush(heap, _Node(-min(r.bound, -node.key), next(seq), child,
-                                                   duals, since))
+                    made = [evaluate(child, node.duals, node.since, -node.key)
+                            for child in map(self.propagate, self.branch(node.box, node.point))
+                            if child is not None]
+                for child_node in made:
+                    if child_node is not None:
+                        heapq.heappush(heap, child_node)
+                in_flight = -math.inf
                 now = time.perf_counter()
                 if now - last_report > 5:
                     last_report = now
@@ -1283,8 +1302,7 @@ class BoxSearch:
             if not interruptible:
                 raise
             interrupted = True
-            if node is not None:  # its bound still covers its region (in no open box)
-                closed_bound = max(closed_bound, -node.key)
+            closed_bound = max(closed_bound, in_flight)  # its region is in no open box
         seconds_used = time.perf_counter() - start
         if heap or interrupted:
             bound = max(-heap[0].key if heap else -math.inf, closed_bound)
@@ -1452,6 +1470,8 @@ class _Node:
     box: Box = None  # type: ignore[assignment]
     duals: np.ndarray = None  # type: ignore[assignment]
     since: int = 0  # levels since the box's multipliers were last re-priced
+    point: Point | None = None  # the box's relaxed point, which `branch` splits by (None:
+    # not bounded yet; its key is then its parent's bound)
 
 
 @dataclass
