@@ -83,6 +83,7 @@ TRUST = 0.25
 LEVEL = 0.7
 LOCAL_LEVEL = 0.3
 RHO_SCALE = 100.0
+_NEIGHBOURS = np.array([-1, 0]).reshape(2, 1, 1, 1)  # the bottleneck indices either side
 # Feasible relaxed points within NEAR_POLISH below the incumbent are polished as new
 # incumbents are, while that has taken at most NEAR_SHARE of the search's time (`_NearPolish`).
 NEAR_POLISH = 0.005
@@ -440,6 +441,16 @@ class BoxSearch:
                               "stages")
         self.ends = p.scale_ends()
         self.alphas = p.alphas()
+        # per stage t: the scale ends whose Lambda holds its logs (`relax_totals`'s `coef`;
+        # [False] all of them, [True] less the one it owns), and (alpha, log r^2, end) of
+        # the ends it owns
+        self._coef_ends = [
+            {own: tuple(j for j, (i, _) in enumerate(self.ends)
+                        if i > t and not (own and i - 1 == t)) for own in (False, True)}
+            for t in range(len(p.stages) + 1)]
+        self._owned = [[(a, math.log(res ** 2), j)
+                        for j, (a, (i, res)) in enumerate(zip(self.alphas, self.ends))
+                        if i - 1 == t] for t in range(len(p.stages))]
         k0 = p.stem_kernel
         self.stem_k2 = p.in_channels * k0 * k0
         self.log0 = math.log(self.stem_k2)
@@ -576,8 +587,7 @@ class BoxSearch:
         def coef(t: int, own: bool) -> float:
             """Sum of phi_hi over the ends whose Lambda includes stage t's own logs (own=True
             skips the end that stage t owns)."""
-            return sum(phi_hi[j] for j, (i, _) in enumerate(ends)
-                       if i > t and not (own and owner[j] == t))
+            return sum(map(phi_hi.__getitem__, self._coef_ends[t][own]))
 
         total = duals[0] + duals[1]  # lambda (1 - macs / M) + mu (1 - params / P)
         if floor is not None:
@@ -596,8 +606,7 @@ class BoxSearch:
         # ---- stages: the best (width, bottleneck, kernel) per depth
         per_depth = []  # per stage: (depth values, best value, its row, its kernel index)
         for t, tab in enumerate(self.tables):
-            own_phi = [(ew * p.half * self.alphas[j], math.log(ends[j][1] ** 2), nu[j])
-                       for j in range(len(ends)) if owner[j] == t]
+            own_phi = [(ew * p.half * a, lr2, nu[j]) for a, lr2, j in self._owned[t]]
             prices = _Prices(coef(t, True), own_phi, coef(t + 1, False) if t + 1 < nst else 0.0,
                              self.log0, lam, mu, self._width_values(box, t - 1)[0])
             found = self._stage(t, tab, box, prices)
@@ -617,8 +626,8 @@ class BoxSearch:
             di = depths.astype(np.int64)
             # each depth q shifts F by its value: one row per depth, maxed per column
             grid = np.full((len(di), len(F) + int(di[-1])), -np.inf)
-            np.put_along_axis(grid, di[:, None] + np.arange(len(F))[None, :],
-                              F[None, :] + best[:, None], axis=1)
+            grid[np.arange(len(di))[:, None], di[:, None] + np.arange(len(F))] = \
+                F + best[:, None]
             back = np.argmax(grid, axis=0)
             F = grid[back, np.arange(grid.shape[1])]
             back[np.isneginf(F)] = -1
@@ -715,13 +724,13 @@ class BoxSearch:
             grad[0] = 1.0 - macs / M
         if P:
             grad[1] = 1.0 - params / P
-        cum = np.cumsum([d for d, *_ in stages])
+        cum = list(itertools.accumulate(d for d, *_ in stages))
         for r, j in enumerate(self.rho_ends):
             n = 1 + 3 * cum[ends[j][0] - 1]
             grad[2 + r] = (logs_to[j] - self._g(n)) / RHO_SCALE
         rows = 2 + len(self.rho_ends)
         return Relaxed(bound, grad, (stem, tuple(stages)),
-                       infeasible=bool(np.any(grad[:rows] < -1e-9)))
+                       infeasible=float(grad[:rows].min()) < -1e-9)
 
     def _stage_dense(self, t: int, tab: StageTable, box: Box, pr: _Prices):
         """Best value per depth over every (pair, kernel) of the box: one table max."""
@@ -750,24 +759,28 @@ class BoxSearch:
         g = self._geometry(t, tab, box)
         if g is None:
             return None
-        K = pr.coefficient(g.logw)
-        if np.any(K < 0):  # a negative weight (alpha) makes the value convex in b
+        K = pr.coefficient(g.logw)  # (W, 1, 1)
+        if K.min() < 0:  # a negative weight (alpha) makes the value convex in b
             return self._stage_dense(t, tab, box, pr)
         lam, mu, c = pr.lam, pr.mu, pr.c
         x = (2.0 * K) * g.d
         per_b2 = lam * g.r2 + mu  # the b^2 terms' price per unit of d k^2
         y = lam * g.my + mu * g.py + c * (lam * g.big + mu)
         z = per_b2 * g.dk2
-        C = K * g.logs + pr.nxt * g.logw - lam * g.mc - mu * g.pc - (c * per_b2) * g.w
+        # the terms constant in kernel and depth first, on the (W, 1, 1) arrays
+        per_width = pr.nxt * g.logw - lam * g.mc - mu * g.pc - (c * per_b2) * g.w
         for a, lr2, nu in pr.own:
-            C = C + (a * (lr2 + g.logw) + nu) * pr.log0
+            per_width = per_width + (a * (lr2 + g.logw) + nu) * pr.log0
+        C = K * g.logs + per_width
         if per_b2 > 0:  # z > 0 throughout (d k^2 >= 1)
             star = (np.sqrt(y * y + 8 * z * x) - y) / (4 * z)
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 star = np.where(y + 0.0 * z > 0, x / y, np.inf)  # z: the kernel axis
         j = np.searchsorted(tab.bottlenecks, star)  # candidates j - 1 and j
-        cands = np.minimum(np.maximum(np.stack([j - 1, j]), g.lo), g.hi)
+        cands = j[None] + _NEIGHBOURS
+        np.maximum(cands, g.lo, out=cands)
+        np.minimum(cands, g.hi, out=cands)
         b = tab.bottlenecks[cands]
         vals = x * self._log_b[t][cands] - (y + z * b) * b + C  # (2, width, kernel, depth)
         flat = vals.reshape(-1, vals.shape[-1])

@@ -214,8 +214,9 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
     # A cost (`minimize`) is searched in the units of a first point's cost, so it needs that
     # point before the box search starts: it keeps to one process.
     if settings.threads >= 2 and sense == "maximize":
-        if beyond_budgets(space, p, t):
-            return infeasible()
+        # The quick proof of infeasibility (`beyond_budgets`, 2-3 s at DeepMAD's size) is
+        # the second process's, and only once its heuristic finds no feasible start: here
+        # it would hold the bounding back by 5 % of a 60-s limit on every feasible problem.
         worker = _Worker(space, p, limit, start, progress, settings.gap)
         out = None
         try:
@@ -230,11 +231,15 @@ def solve_boxes(space: S.Space, p: Staged, settings: Any, check: Any,
                                # -> 48,579.5-48,583.0 in three 60-s solves)
                                near_after=min(WORKER_BOUNDS_FROM * limit,
                                               WORKER_PHASES_AT_MOST))
+        except ProvenInfeasible:
+            pass
         finally:
             # a search that handed boxes over waits for their bound (the worker ends its
             # search by the limit); one interrupted or failed does not
             waits = out is not None and out.handed > -math.inf and out.status != "interrupted"
             late, theirs = worker.stop(start + limit + 2.0 if waits else None)
+        if out is None:  # the second process proved it infeasible
+            return infeasible()
         out = _merged(boxes.adopt(out, late), theirs)
         return _answer(space, p, boxes, out, check, start, settings, progress)
 
@@ -435,6 +440,7 @@ class _Worker:
         self.free = False  # the worker's incumbent phases are done: it can bound boxes
         self.handed = False
         self.result: tuple[float, str, int] | None = None  # its bound, status, boxes
+        self.infeasible = False  # the worker has proven the problem infeasible
         # The problem is tens of kB, more than a pipe holds: sent from a thread so that the
         # bounding starts while the worker imports.
         threading.Thread(target=self._send, args=((space, p, limit, began),),
@@ -464,13 +470,16 @@ class _Worker:
         return receive
 
     def offers(self) -> list[Point]:
-        """The points sent since the last call (their progress lines are shown here)."""
+        """The points sent since the last call (their progress lines are shown here).
+        `ProvenInfeasible` once the worker has proven that there are none."""
         points = []
         try:
             while self.inbox.poll():
                 self._read(self.inbox.recv(), points)
         except (EOFError, OSError):  # the worker has ended
             pass
+        if self.infeasible:
+            raise ProvenInfeasible
         return points
 
     def _read(self, message: tuple[str, Any], points: list[Point]) -> None:
@@ -481,6 +490,8 @@ class _Worker:
             self.free = True
         elif kind == "bound":
             self.result = value
+        elif kind == "infeasible":
+            self.infeasible = True
         else:
             self.progress(value)
 
@@ -509,6 +520,11 @@ class _Worker:
                 self.process.wait()
             self.inbox.close()
             self.outbox.close()
+
+
+class ProvenInfeasible(Exception):
+    """Raised out of the box search by `_Worker.offers`: the second process has proven the
+    problem infeasible (`beyond_budgets`), so bounding it is pointless."""
 
 
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -577,6 +593,11 @@ def _incumbent_worker(inbox_fd: int, outbox_fd: int) -> None:
                      f"({time.perf_counter() - start:.1f} s): the incumbent phases are done")
         else:
             progress("the heuristic found no feasible start")
+            from archlang.solvers.milp.conflicts import beyond_budgets
+
+            if beyond_budgets(space, p, t):
+                conn.send(("infeasible", None))
+                return
         _bound_handed(boxes, conn, inbox, sent, given, best, start + limit - WORKER_MARGIN,
                       progress, _polisher(moves, start, limit))
     except (EOFError, OSError):  # the bounding process has ended (its pipes are closed)
