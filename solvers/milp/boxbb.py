@@ -67,8 +67,13 @@ from archlang.solvers.milp.terms import Unsupported
 # at the first box's multipliers, and the search without re-pricing stood at 1.98 % after 50 s.
 # Re-pricing misses the stage cache (a third as many boxes), and more than pays for it: R18,
 # 50 s from the answer, 1.98 -> 1.31 %; R34 0.73 -> 0.70 %; R50 0.60 -> 0.56 % (every 3rd to
-# 24th level and 2 to 8 steps measured: docs/deepmad.md).
-REPRICE_EVERY = 9
+# 24th level and 2 to 8 steps measured: docs/deepmad.md). Every 9th was kept while the gaps
+# were 0.3-1 %; near the target the top boxes' bounds at inherited multipliers are what holds
+# the certificate (R34 after 40 s: six steps close 15 of the top 25), and every 6th measured
+# better: 40 s from the best answers, R34 0.202-0.209 -> 0.186 %, R50 optimal in 29.2 -> 28.4
+# s; a 60-s R34 solve 0.123 -> 0.113 %, R50 certified in 26 s (every 3rd or 5th: R34 as
+# well, R50 35-36 s; every 2nd never screens, every 14th R34 0.241 %).
+REPRICE_EVERY = 6
 REPRICE_STEPS = 6
 ROOT_STEPS = 40  # bundle steps at the first box (its children start from its multipliers)
 # Bundle steps after the first box's stay within this share of the multipliers' size of the
