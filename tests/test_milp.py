@@ -1052,26 +1052,29 @@ def test_branching_weighs_a_scale_end_by_its_share_of_the_layers():
 
 def test_near_polish_takes_each_point_once_within_its_share_and_window():
     """A feasible point a little below the incumbent is polished once, only from `after`
-    seconds into the search, and only while polishing has taken at most NEAR_SHARE of it."""
+    seconds into the search, only while polishing has taken at most NEAR_SHARE of it, and
+    only while the search's gap is above NEAR_GAP."""
     import time
 
-    from archlang.solvers.milp.boxbb import NEAR_POLISH, NEAR_SHARE, _NearPolish
+    from archlang.solvers.milp.boxbb import NEAR_GAP, NEAR_POLISH, NEAR_SHARE, _NearPolish
 
     best = 1000.0
+    open_, certain = best * (1 + 2 * NEAR_GAP), best * (1 + NEAR_GAP / 2)  # search bounds
     close, far = best * (1 - NEAR_POLISH / 2), best * (1 - 2 * NEAR_POLISH)
     point = (32, ((1, 8, 8, 3),))
     early = _NearPolish(time.perf_counter(), after=3600.0)
-    assert not early.worth(close, best, point)  # before its window
+    assert not early.worth(close, best, point, open_)  # before its window
     near = _NearPolish(time.perf_counter() - 10.0, after=0.0)
-    assert near.worth(close, best, point)
-    assert not near.worth(far, best, point)
-    assert not near.worth(close, None, point)  # no incumbent: it would be one
+    assert near.worth(close, best, point, open_)
+    assert not near.worth(close, best, point, certain)  # the certificate is near
+    assert not near.worth(far, best, point, open_)
+    assert not near.worth(close, None, point, open_)  # no incumbent: it would be one
     calls = []
     assert near.polish(lambda p: calls.append(p) or p, point) == point and calls == [point]
-    assert not near.worth(close, best, point)  # polished once
+    assert not near.worth(close, best, point, open_)  # polished once
     other = (16, ((1, 8, 8, 3),))
     near.spent = NEAR_SHARE * 20.0  # more than its share of the 10 s so far
-    assert not near.worth(close, best, other)
+    assert not near.worth(close, best, other, open_)
 
 
 def test_screen_drops_totals_with_no_feasible_point_and_keeps_every_feasible_point():

@@ -93,6 +93,10 @@ _NEIGHBOURS = np.array([-1, 0]).reshape(2, 1, 1, 1)  # the bottleneck indices ei
 # incumbents are, while that has taken at most NEAR_SHARE of the search's time (`_NearPolish`).
 NEAR_POLISH = 0.005
 NEAR_SHARE = 0.1
+# ... and only while the search's gap is above NEAR_GAP: near the certificate the bounding
+# time is worth more (a 60-s R34 solve, its gap 0.2-0.3 % when the polish may start, 0.113 %
+# with it, 0.106 % without; R18's answers, which it lifts, stay 0.4-0.6 % from their bound).
+NEAR_GAP = 0.003
 # Every SCREEN_EVERY-th level of the tree (and the first box) a box's total depths with no
 # feasible point are dropped (`screen`): R18 / R34 / R50, 40 s of global search from the best
 # answers, one core, side by side: 0.874 / 0.497 / 0.308 % without, 0.836 / 0.451 / 0.228 %
@@ -1255,7 +1259,8 @@ class BoxSearch:
                 found, origin = None, ""  # a point to adopt if it beats the incumbent
                 if _better(value, best):  # polished: a local search from it
                     found = polish(r.point) if polish is not None else r.point
-                elif polish is not None and near.worth(value, best, r.point):
+                elif polish is not None and near.worth(value, best, r.point,
+                                                       -heap[0].key if heap else cap):
                     found = near.polish(polish, r.point)
                     origin = f", polished from a point {value / self.sign:.6g}"
                 if found is not None and _better(self.value(found), best):
@@ -1377,14 +1382,20 @@ class DualSolver:
 
     def __init__(self, n: int, upper: float = 1e7) -> None:
         self.n, self.upper = n, upper
-        self.cuts: list[tuple[float, np.ndarray, np.ndarray]] = []
+        # the cuts value_s + grad_s (x - at_s): their gradients, and value_s - grad_s at_s
+        self.grads: list[np.ndarray] = []
+        self.offsets: list[float] = []
 
     def add(self, value: float, grad: np.ndarray, at: np.ndarray) -> None:
-        self.cuts.append((value, grad.copy(), at.copy()))
+        self.grads.append(grad.copy())
+        self.offsets.append(value - float(grad @ at))
 
     _highs = None  # one instance for every small LP: thousands of instances exhaust HiGHS
 
-    def _lp(self, cost, rows, lower, upper, col_lower, col_upper):
+    def _lp(self, cost: np.ndarray, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+            col_lower: np.ndarray, col_upper: np.ndarray):
+        """min cost x s.t. lower <= rows x <= upper, col_lower <= x <= col_upper (dense
+        rows): (x, objective), or None unless optimal."""
         import highspy
 
         from archlang.solvers.milp.lin import new_highs, run
@@ -1398,15 +1409,12 @@ class DualSolver:
         h = DualSolver._highs
         h.clearModel()
         n = len(cost)
-        h.addVars(n, np.array(col_lower), np.array(col_upper))
-        h.changeColsCost(n, np.arange(n, dtype=np.int32), np.array(cost, dtype=np.float64))
-        if rows:  # one call for every row (a row per call was a tenth of the search)
-            dense = np.array(rows, dtype=np.float64)
-            r, c = np.nonzero(dense)
+        h.addVars(n, col_lower, col_upper)
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
+        if len(rows):  # one call for every row (a row per call was a tenth of the search)
+            r, c = np.nonzero(rows)
             starts = np.searchsorted(r, np.arange(len(rows))).astype(np.int32)
-            h.addRows(len(rows), np.array(lower, dtype=np.float64),
-                      np.array(upper, dtype=np.float64), len(r), starts, c.astype(np.int32),
-                      dense[r, c])
+            h.addRows(len(rows), lower, upper, len(r), starts, c.astype(np.int32), rows[r, c])
         run(h)
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
@@ -1417,17 +1425,18 @@ class DualSolver:
                   radius: float = math.inf) -> tuple[float, np.ndarray] | None:
         """min theta s.t. theta >= value_s + grad_s (x - at_s), 0 <= x <= upper, and within
         `radius` of `near` (max-norm) when given."""
-        n = self.n
-        rows, lower, upper = [], [], []
-        for value, grad, at in self.cuts:  # theta - grad x >= value - grad at
-            rows.append(np.concatenate([[1.0], -grad]))
-            lower.append(value - grad @ at)
-            upper.append(math.inf)
+        n, m = self.n, len(self.grads)
+        rows = np.empty((m, n + 1))  # theta - grad x >= value - grad at
+        rows[:, 0] = 1.0
+        if m:
+            rows[:, 1:] = -np.array(self.grads)
         lo, hi = np.zeros(n), np.full(n, self.upper)
         if near is not None:
             lo, hi = np.maximum(lo, near - radius), np.minimum(hi, near + radius)
-        out = self._lp([1.0] + [0.0] * n, rows, lower, upper, [-math.inf] + lo.tolist(),
-                       [math.inf] + hi.tolist())
+        cost = np.zeros(n + 1)
+        cost[0] = 1.0
+        out = self._lp(cost, rows, np.array(self.offsets), np.full(m, math.inf),
+                       np.r_[-math.inf, lo], np.r_[math.inf, hi])
         if out is None:
             return None
         x, obj = out
@@ -1435,25 +1444,24 @@ class DualSolver:
 
     def next_point(self, best: np.ndarray, level: float) -> np.ndarray | None:
         """The point closest to `best` in max-norm whose model value is <= level."""
-        n = self.n
-        rows, lower, upper = [], [], []
-        for value, grad, at in self.cuts:  # grad x <= level - value + grad at
-            rows.append(np.concatenate([grad, [0.0]]))
-            lower.append(-math.inf)
-            upper.append(level - value + grad @ at)
-        for i in range(n):  # |x_i - best_i| <= s
-            e = np.zeros(n + 1)
-            e[i], e[n] = 1.0, -1.0
-            rows.append(e)
-            lower.append(-math.inf)
-            upper.append(best[i])
-            e = np.zeros(n + 1)
-            e[i], e[n] = 1.0, 1.0
-            rows.append(e)
-            lower.append(best[i])
-            upper.append(math.inf)
-        out = self._lp([0.0] * n + [1.0], rows, lower, upper, [0.0] * (n + 1),
-                       [self.upper] * n + [math.inf])
+        n, m = self.n, len(self.grads)
+        rows = np.zeros((m + 2 * n, n + 1))
+        if m:  # grad x <= level - value + grad at
+            rows[:m, :n] = np.array(self.grads)
+        eye = np.arange(n)
+        rows[m + 2 * eye, eye] = 1.0  # x_i - s <= best_i
+        rows[m + 2 * eye, n] = -1.0
+        rows[m + 2 * eye + 1, eye] = 1.0  # x_i + s >= best_i
+        rows[m + 2 * eye + 1, n] = 1.0
+        lower = np.full(m + 2 * n, -math.inf)
+        lower[m + 1::2] = best
+        upper = np.full(m + 2 * n, math.inf)
+        upper[:m] = level - np.array(self.offsets)
+        upper[m::2] = best
+        cost = np.zeros(n + 1)
+        cost[n] = 1.0
+        out = self._lp(cost, rows, lower, upper, np.zeros(n + 1),
+                       np.r_[np.full(n, self.upper), math.inf])
         return None if out is None else out[0][:n]
 
 
@@ -1467,9 +1475,11 @@ class _NearPolish:
     def __init__(self, start: float, after: float) -> None:
         self.start, self.after, self.spent, self.done = start, after, 0.0, set()
 
-    def worth(self, value: float, best: float | None, point: Point) -> bool:
+    def worth(self, value: float, best: float | None, point: Point, bound: float) -> bool:
+        """`bound`: the search's bound now (the top of its heap)."""
         ran = time.perf_counter() - self.start
         return (best is not None and value >= best - NEAR_POLISH * abs(best)
+                and bound - best > NEAR_GAP * abs(best)
                 and ran >= self.after and self.spent <= NEAR_SHARE * ran
                 and point not in self.done)
 
