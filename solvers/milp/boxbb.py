@@ -475,6 +475,12 @@ class BoxSearch:
         self._least, self._pairs = _Memo(), _Memo()
         self._geometries = _Memo(4096)  # up to hundreds of kB each, for wide boxes
         self._log_b = [np.log(tab.bottlenecks) for tab in self.tables]
+        # `_relaxed_point` reads one row of a stage's costs and logs as Python floats
+        self._packs = [np.stack([tab.m1, tab.m2, tab.gm, tab.p1, tab.p2, tab.gp, tab.u, tab.v],
+                                axis=-1) for tab in self.tables]
+        self._pair_values = [[(st.widths[a], st.bottlenecks[b]) for a, b in zip(tab.wi, tab.bi)]
+                             for st, tab in zip(p.stages, self.tables)]
+        self._logws = [tab.logw.tolist() for tab in self.tables]
         self.root_duals: np.ndarray | None = None
         # `_screen_prices`: None until computed, then (its prices or None,)
         self._screen: tuple[np.ndarray | None] | None = None
@@ -714,20 +720,21 @@ class BoxSearch:
         macs = p.stem_res ** 2 * self.stem_k2 * stem
         params = (self.stem_k2 + 2) * stem
         logs_to = [self.log0 + (math.log(stem) if i > 0 else 0.0) for i, _ in ends]
-        for t, (st, tab) in enumerate(zip(p.stages, self.tables)):
+        for t, st in enumerate(p.stages):
             depths, _, best_rows, best_ks = per_depth[t]
             q = chosen_q[t]
             row, k, d = int(best_rows[q]), int(best_ks[q]), float(depths[q])
-            c_lo = self._width_values(box, t - 1)[0]
-            macs += tab.m1[row, k] + (d - 1) * tab.m2[row, k] + c_lo * tab.gm[row, k]
-            params += tab.p1[row, k] + (d - 1) * tab.p2[row, k] + c_lo * tab.gp[row, k]
-            stages.append((int(d), st.widths[tab.wi[row]], st.bottlenecks[tab.bi[row]],
-                           st.kernels[k]))
+            c_lo = float(self._width_values(box, t - 1)[0])
+            m1, m2, gm, p1, p2, gp, u, v = self._packs[t][row, k].tolist()
+            macs += m1 + (d - 1) * m2 + c_lo * gm
+            params += p1 + (d - 1) * p2 + c_lo * gp
+            stages.append((int(d), *self._pair_values[t][row], st.kernels[k]))
+            own, logw = u + (d - 1) * v, self._logws[t][row]
             for j, (i, _) in enumerate(ends):
                 if i > t:
-                    logs_to[j] += tab.u[row, k] + (d - 1) * tab.v[row, k]
+                    logs_to[j] += own
                     if i > t + 1:
-                        logs_to[j] += tab.logw[row]
+                        logs_to[j] += logw
         grad = np.zeros(self.nduals)
         if M:
             grad[0] = 1.0 - macs / M
