@@ -123,3 +123,21 @@ def test_an_orphaned_worker_ends_quietly(wait):
     assert done.returncode == 0
     assert "Traceback" not in done.stderr and "Error" not in done.stderr
     assert time.perf_counter() - begun < 60  # its limit was 120 s
+
+
+def test_the_second_process_proves_what_the_box_search_cannot(workers):
+    """R18 with 20 M MACs: below the least MACs of any architecture that meets the
+    effectiveness limit (22.3 M), above the least without it, so no box closes by its least
+    costs and the box search alone would bound until the limit. The second process, whose
+    heuristic finds no feasible start, proves it infeasible by the least-cost DP
+    (`beyond_budgets`) and the solve ends at once with the least relaxation of each
+    conflicting requirement."""
+    text = Path("examples/deepmad_r18.arch").read_text()
+    assert "require macs <= 1.82G" in text
+    space = archlang.loads(text.replace("require macs <= 1.82G", "require macs <= 0.02G"))
+    solution = solve(space, time_limit=120, threads=2)
+    assert solution.status == "infeasible" and solution.assignment is None
+    assert solution.seconds < 60  # the proof, then the explanation; not the limit
+    least = {r.constraint: r.least for r in solution.conflicts}
+    assert least["macs <= 0.02G"] == "macs <= 22,303,232"
+    assert len(workers) == 1 and workers[0].process.poll() is not None

@@ -472,14 +472,18 @@ class _Worker:
     def offers(self) -> list[Point]:
         """The points sent since the last call (their progress lines are shown here).
         `ProvenInfeasible` once the worker has proven that there are none."""
-        points = []
+        points = self._drain()
+        if self.infeasible:
+            raise ProvenInfeasible
+        return points
+
+    def _drain(self) -> list[Point]:
+        points: list[Point] = []
         try:
             while self.inbox.poll():
                 self._read(self.inbox.recv(), points)
         except (EOFError, OSError):  # the worker has ended
             pass
-        if self.infeasible:
-            raise ProvenInfeasible
         return points
 
     def _read(self, message: tuple[str, Any], points: list[Point]) -> None:
@@ -513,7 +517,7 @@ class _Worker:
                 self.process.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 pass
-            return points + self.offers(), self.result
+            return points + self._drain(), self.result
         finally:
             if self.process.poll() is None:
                 self.process.kill()
