@@ -28,9 +28,10 @@ Any multipliers give a valid upper bound; a level bundle method (`DualSolver`: c
 each step a tiny LP) converges them at the first box, and each box starts from its parent's
 (the global search prices most later boxes once, there: splitting is what tightens it, and a
 child then repeats most of its parent's stage results, which are cached; a box of every
-REPRICE_EVERY-th level takes a few steps, and its subtree starts from what they find). Boxes are
-explored best bound first; a box whose bound is within the gap of the incumbent is closed, the
-others are bisected. The bound reported is the largest bound of the open and closed boxes,
+REPRICE_EVERY-th level takes a few steps, and its subtree starts from what they find). A box
+is bounded when it is made, so the heap holds each box's own bound; boxes are explored best
+bound first; a box whose bound is within the gap of the incumbent is closed, the others are
+bisected. The bound reported is the largest bound of the open and closed boxes,
 so the gap is proven; when no box is open the incumbent is optimal within the gap.
 """
 
