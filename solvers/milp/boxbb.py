@@ -1267,8 +1267,9 @@ class BoxSearch:
                 found, origin = None, ""  # a point to adopt if it beats the incumbent
                 if _better(value, best):  # polished: a local search from it
                     found = polish(r.point) if polish is not None else r.point
-                elif polish is not None and near.worth(value, best, r.point,
-                                                       -heap[0].key if heap else cap):
+                elif polish is not None and near.worth(
+                        value, best, r.point,  # the search's bound now
+                        max(in_flight, -heap[0].key if heap else -math.inf)):
                     found = near.polish(polish, r.point)
                     origin = f", polished from a point {value / self.sign:.6g}"
                 if found is not None and _better(self.value(found), best):
