@@ -457,7 +457,7 @@ class BoxSearch:
         self._coef_ends = [
             {own: tuple(j for j, (i, _) in enumerate(self.ends)
                         if i > t and not (own and i - 1 == t)) for own in (False, True)}
-            for t in range(len(p.stages) + 1)]
+            for t in range(len(p.stages))]
         self._owned = [[(a, math.log(res ** 2), j)
                         for j, (a, (i, res)) in enumerate(zip(self.alphas, self.ends))
                         if i - 1 == t] for t in range(len(p.stages))]
@@ -1485,7 +1485,8 @@ class _NearPolish:
         self.start, self.after, self.spent, self.done = start, after, 0.0, set()
 
     def worth(self, value: float, best: float | None, point: Point, bound: float) -> bool:
-        """`bound`: the search's bound now (the top of its heap)."""
+        """`bound`: the search's bound now (the largest of its open boxes and the region
+        being bounded)."""
         ran = time.perf_counter() - self.start
         return (best is not None and value >= best - NEAR_POLISH * abs(best)
                 and bound - best > NEAR_GAP * abs(best)

@@ -478,6 +478,7 @@ class _Worker:
         return points
 
     def _drain(self) -> list[Point]:
+        """Read every message waiting (points returned, the rest recorded or shown)."""
         points: list[Point] = []
         try:
             while self.inbox.poll():
